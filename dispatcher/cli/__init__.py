@@ -1,0 +1,50 @@
+"""The ``dispatcher`` command. Each command group lives in its own module of this package and
+registers itself in :data:`COMMAND_MODULES` order; a handler takes the parsed arguments and
+returns the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from dispatcher import __version__
+from dispatcher.errors import DispatcherError
+
+COMMAND_MODULES = (
+    "serve",
+    "db",
+    "tokens",
+    "repos",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dispatcher",
+        description=(
+            "Notification delivery for container registries: a Quay-compatible API, "
+            "Celery workers and an operator CLI. Configuration comes from DISPATCHER_* "
+            "environment variables (see the README)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"dispatcher {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"dispatcher.cli.{name}")
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.handler(args)
+    except DispatcherError as exc:
+        print(f"dispatcher: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return status

@@ -1,0 +1,43 @@
+"""Helpers shared by the command modules: the runtime, output as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from dispatcher.config import get_settings
+from dispatcher.runtime import Runtime, create_runtime
+
+
+@contextmanager
+def cli_runtime() -> Iterator[Runtime]:
+    """A runtime for one command, on a database upgraded to the newest schema."""
+    from dispatcher.db import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    runtime = create_runtime(settings)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Aligned columns on stdout; an empty result prints the headers alone."""
+    cells = [[str(value) if value is not None else "-" for value in row] for row in rows]
+    widths = [len(header) for header in headers]
+    for row in cells:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+    line = "  ".join(header.upper().ljust(width) for header, width in zip(headers, widths, strict=True))
+    print(line.rstrip())
+    for row in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")

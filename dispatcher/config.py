@@ -1,0 +1,165 @@
+"""Settings, read from ``DISPATCHER_*`` environment variables.
+
+Nothing here reads the environment at import time: call :func:`get_settings` (cached) or build a
+:class:`Settings` directly (tests do). Every limit the service applies is a named field here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """Parse ``"90"``, ``"90s"``, ``"15m"``, ``"12h"``, ``"30d"`` or ``"2w"`` into seconds."""
+    value = text.strip().lower()
+    if not value:
+        raise ValueError("empty duration")
+    unit = value[-1]
+    if unit in _DURATION_UNITS:
+        number, factor = value[:-1], _DURATION_UNITS[unit]
+    else:
+        number, factor = value, 1
+    try:
+        seconds = float(number) * factor
+    except ValueError:
+        raise ValueError(f"invalid duration {text!r}: use e.g. 30s, 15m, 12h, 30d") from None
+    if seconds <= 0:
+        raise ValueError(f"invalid duration {text!r}: must be positive")
+    return seconds
+
+
+class Settings(BaseSettings):
+    """All configuration of a dispatcher process. The README documents every field."""
+
+    model_config = SettingsConfigDict(env_prefix="DISPATCHER_", extra="ignore")
+
+    # storage and broker
+    database_url: str = "sqlite:///dispatcher.db"
+    broker_url: str | None = None
+
+    # the API server
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_request_bytes: int = 1_048_576
+
+    # event data (Quay's SERVER_HOSTNAME / PREFERRED_URL_SCHEME)
+    server_hostname: str = "localhost:8000"
+    preferred_url_scheme: str = "http"
+
+    # delivery policy
+    http_timeout: float = 10.0
+    max_failures: int = 3
+    retry_schedule: str = "10,60,300,1800,7200"
+    retry_jitter: float = 0.2
+    retry_after_max: float = 3600.0
+    allowed_networks: str = ""
+    response_excerpt_bytes: int = 1024
+
+    # worker and scheduler
+    worker_batch_size: int = 200
+    worker_send_concurrency: int = 64
+    worker_per_host_concurrency: int = 16
+    lease_seconds: float = 120.0
+    sweep_interval: float = 1.0
+    delivery_retention: str = "14d"
+    worker_metrics_port: int | None = None
+    log_format: str = "text"
+    log_level: str = "INFO"
+
+    # email
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    mail_from: str = "dispatcher@localhost"
+
+    # webhook TLS client certificate (Quay's ssl.cert / ssl.key)
+    webhook_client_cert: Path | None = None
+    webhook_client_key: Path | None = None
+
+    templates_dir: Path = Field(default=DEFAULT_TEMPLATES_DIR)
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        _parse_schedule(value)
+        return value
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _check_networks(cls, value: str) -> str:
+        _parse_networks(value)
+        return value
+
+    @field_validator("delivery_retention")
+    @classmethod
+    def _check_retention(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _check_log_format(cls, value: str) -> str:
+        if value not in ("text", "json"):
+            raise ValueError("log_format must be 'text' or 'json'")
+        return value
+
+    @property
+    def retry_delays(self) -> list[float]:
+        """Seconds to wait before each retry; its length is the number of retries."""
+        return _parse_schedule(self.retry_schedule)
+
+    @property
+    def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The CIDR ranges that webhook and Slack targets may use despite being non-public."""
+        return _parse_networks(self.allowed_networks)
+
+    @property
+    def retention_seconds(self) -> float:
+        return parse_duration(self.delivery_retention)
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured: the API process also runs worker and scheduler."""
+        return not self.broker_url
+
+
+def _parse_schedule(value: str) -> list[float]:
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    try:
+        delays = [float(part) for part in parts]
+    except ValueError:
+        raise ValueError(
+            f"retry_schedule {value!r} must be comma-separated seconds, e.g. 10,60,300"
+        ) from None
+    if any(delay < 0 for delay in delays):
+        raise ValueError("retry_schedule values must not be negative")
+    return delays
+
+
+def _parse_networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    networks = []
+    for part in value.split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"allowed_networks: {part.strip()!r} is not a CIDR") from None
+    return networks
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()

@@ -1,0 +1,27 @@
+"""The doorbell: how committed deliveries are announced to workers.
+
+The database is the source of truth; ringing only says "these delivery ids are due". A lost
+ring delays a delivery until the scheduler's sweep rings again, it never loses one. Ring only
+after the transaction that wrote the deliveries has committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+
+class Doorbell(Protocol):
+    def ring(self, delivery_ids: Sequence[str]) -> None:
+        """Announce due deliveries; implementations batch the ids into few broker messages."""
+        ...
+
+
+class RecordingDoorbell:
+    """Keeps the ids it was rung with; for tests and for a service running without workers."""
+
+    def __init__(self) -> None:
+        self.rung: list[str] = []
+
+    def ring(self, delivery_ids: Sequence[str]) -> None:
+        self.rung.extend(delivery_ids)

@@ -1,0 +1,328 @@
+"""The event catalogue: Quay's eleven repository events.
+
+Each :class:`EventType` knows its level (Slack colour), its one-line summary (e-mail subject,
+Slack text), its sample data (what ``test`` delivers), how to validate an ``eventConfig`` at
+create time, and its filter (``should_deliver``), applied when an event is fanned out.
+The words users read in messages live in ``templates/``, not here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from dispatcher.errors import InvalidRequestError, UnknownEventError
+
+Data = dict[str, Any]
+
+# Quay's severity table, index = the ``level`` of a vulnerability_found eventConfig.
+SEVERITIES = ("Critical", "High", "Medium", "Low", "Negligible", "Unknown")
+
+_BUILD_PREFIXES = {
+    "build_queued": ("Build queued", "info"),
+    "build_start": ("Build started", "info"),
+    "build_success": ("Build succeeded", "success"),
+    "build_failure": ("Build failure", "error"),
+    "build_cancelled": ("Build cancelled", "info"),
+}
+_MIRROR_WORDS = {
+    "repo_mirror_sync_started": ("started", "info"),
+    "repo_mirror_sync_success": ("success", "success"),
+    "repo_mirror_sync_failed": ("failed", "error"),
+}
+
+
+def event_data(
+    namespace: str,
+    name: str,
+    extra: Mapping[str, Any],
+    *,
+    server_hostname: str,
+    url_scheme: str,
+    subpage: str | None = None,
+) -> Data:
+    """Quay's envelope (repository, namespace, name, docker_url, homepage) with ``extra`` over it."""
+    homepage = f"{url_scheme}://{server_hostname}/repository/{namespace}/{name}"
+    if subpage:
+        homepage += subpage if subpage.startswith("/") else f"/{subpage}"
+    data: Data = {
+        "repository": f"{namespace}/{name}",
+        "namespace": namespace,
+        "name": name,
+        "docker_url": f"{server_hostname}/{namespace}/{name}",
+        "homepage": homepage,
+    }
+    data.update(extra)
+    return data
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One entry of the catalogue. ``summary`` and ``level`` read event data and may raise
+    ``KeyError`` when a producer left out a field the event needs."""
+
+    name: str
+    title: str
+    level: Callable[[Data], str]
+    summary: Callable[[Data], str]
+    sample: Callable[[Data, datetime], Data]
+    subpage: Callable[[Data], str | None] = field(default=lambda _data: None)
+    validate_config: Callable[[Data], None] = field(default=lambda _config: None)
+    should_deliver: Callable[[Data, Data], bool] = field(default=lambda _config, _data: True)
+
+
+# -- repo_push ---------------------------------------------------------------------------------
+
+
+def _push_sample(_config: Data, _now: datetime) -> Data:
+    return {"updated_tags": ["latest", "foo"], "pruned_image_count": 3}
+
+
+# -- build events ------------------------------------------------------------------------------
+
+
+def _validate_build_config(config: Data) -> None:
+    regex = config.get("ref-regex")
+    if regex is None:
+        return
+    if not isinstance(regex, str):
+        raise InvalidRequestError("eventConfig 'ref-regex' must be a string")
+    try:
+        re.compile(regex)
+    except re.error as exc:
+        raise InvalidRequestError(f"Invalid ref-regex '{regex}': {exc}") from None
+
+
+def _build_should_deliver(config: Data, data: Data) -> bool:
+    regex = (config or {}).get("ref-regex")
+    if not regex:
+        return True
+    ref = (data.get("trigger_metadata") or {}).get("ref")
+    if not ref:
+        return False
+    try:
+        return re.match(regex, ref) is not None
+    except re.error:
+        return False
+
+
+def _commit_info(now: datetime) -> Data:
+    return {
+        "url": "http://path/to/the/commit",
+        "message": "Some commit message",
+        "date": now.timestamp(),
+        "author": {
+            "username": "fakeauthor",
+            "url": "http://path/to/fake/author/in/scm",
+            "avatar_url": "http://www.gravatar.com/avatar/fakehash",
+        },
+    }
+
+
+def _build_sample(event: str) -> Callable[[Data, datetime], Data]:
+    def sample(_config: Data, now: datetime) -> Data:
+        data: Data = {
+            "build_id": "fake-build-id",
+            "build_name": "some-fake-build",
+            "docker_tags": ["latest", "foo", "bar"],
+            "trigger_id": "1245634",
+            "trigger_kind": "GitHub",
+            "trigger_metadata": {
+                "default_branch": "master",
+                "ref": "refs/heads/somebranch",
+                "commit": "42d4a62c53350993ea41069e9f2cfdefb0df097d",
+            },
+        }
+        if event == "build_queued":
+            data["is_manual"] = False
+        if event in ("build_queued", "build_failure"):
+            data["trigger_metadata"]["commit_info"] = _commit_info(now)
+        if event in ("build_success", "build_cancelled"):
+            data["image_id"] = "1245657346"
+        if event == "build_failure":
+            data["error_message"] = "This is a fake error message"
+        return data
+
+    return sample
+
+
+def _build_event(name: str) -> EventType:
+    prefix, level = _BUILD_PREFIXES[name]
+    return EventType(
+        name=name,
+        title=prefix,
+        level=lambda _data: level,
+        summary=lambda data: (
+            f"{prefix} for repository {data['repository']} [{str(data['build_id'])[:7]}]"
+        ),
+        sample=_build_sample(name),
+        subpage=lambda data: f"/build/{data['build_id']}" if data.get("build_id") else None,
+        validate_config=_validate_build_config,
+        should_deliver=_build_should_deliver,
+    )
+
+
+# -- vulnerability_found -----------------------------------------------------------------------
+
+
+def _parse_level(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _validate_vulnerability_config(config: Data) -> None:
+    if "level" not in config:
+        return
+    level = _parse_level(config["level"])
+    if level is None or not 0 <= level < len(SEVERITIES):
+        raise InvalidRequestError(
+            "eventConfig 'level' must be an integer from 0 (Critical) to 5 (Unknown)"
+        )
+
+
+def _vulnerability_should_deliver(config: Data, data: Data) -> bool:
+    if "level" not in (config or {}):
+        return True
+    if data.get("vulnerable_index_report_created"):
+        return True
+    vulnerability = data.get("vulnerability")
+    if not isinstance(vulnerability, dict):
+        return False
+    priority = vulnerability.get("priority")
+    if priority not in SEVERITIES:
+        return False
+    level = _parse_level(config["level"])
+    return level is not None and SEVERITIES.index(priority) <= level
+
+
+def _vulnerability_level(data: Data) -> str:
+    priority = data["vulnerability"]["priority"]
+    if priority == "Critical":
+        return "error"
+    if priority in ("High", "Medium"):
+        return "warning"
+    return "info"
+
+
+def _vulnerability_summary(data: Data) -> str:
+    tag_count = len(data.get("tags") or [])
+    vulnerabilities = data.get("vulnerabilities")
+    if isinstance(vulnerabilities, list) and vulnerabilities:
+        top = vulnerabilities[0].get("priority", "Unknown")
+        same = sum(1 for item in vulnerabilities if item.get("priority", "Unknown") == top)
+        text = f"{same} {top}"
+        if len(vulnerabilities) > same:
+            text += f" and {len(vulnerabilities) - same} more"
+        return (
+            f"{text} vulnerabilities were detected in repository {data['repository']} "
+            f"in {tag_count} tags"
+        )
+    priority = data["vulnerability"]["priority"]
+    return (
+        f"{priority} vulnerability detected in repository {data['repository']} "
+        f"in {tag_count} tags"
+    )
+
+
+def _vulnerability_sample(config: Data, _now: datetime) -> Data:
+    level = _parse_level(config.get("level")) if config else None
+    priority = SEVERITIES[level] if level is not None and 0 <= level < len(SEVERITIES) else "Unknown"
+    return {
+        "tags": ["latest", "prod", "foo", "bar", "baz"],
+        "image": "some-image-id",
+        "vulnerability": {
+            "id": "CVE-FAKE-CVE",
+            "description": "A futurist vulnerability",
+            "link": "https://security-tracker.debian.org/tracker/CVE-FAKE-CVE",
+            "priority": priority,
+        },
+    }
+
+
+# -- mirror events -----------------------------------------------------------------------------
+
+
+def _mirror_event(name: str) -> EventType:
+    word, level = _MIRROR_WORDS[name]
+    return EventType(
+        name=name,
+        title=f"Repository mirror {word}",
+        level=lambda _data: level,
+        summary=lambda data: f"Repository Mirror {word} for {data['message']}",
+        sample=lambda _config, _now: {"message": "TEST NOTIFICATION"},
+    )
+
+
+# -- repo_image_expiry -------------------------------------------------------------------------
+
+
+def expiry_days(config: Data) -> int | None:
+    """The ``days`` of a repo_image_expiry eventConfig, or None when it is not usable."""
+    days = config.get("days")
+    if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
+        return None
+    return days
+
+
+def _validate_expiry_config(config: Data) -> None:
+    if "days" not in config:
+        raise InvalidRequestError("eventConfig 'days' is required for repo_image_expiry")
+    if expiry_days(config) is None:
+        raise InvalidRequestError("eventConfig 'days' must be a positive integer")
+
+
+def _expiry_sample(config: Data, _now: datetime) -> Data:
+    return {"tags": ["latest", "v1"], "expiring_in": f"{config.get('days')} days"}
+
+
+# -- the catalogue -----------------------------------------------------------------------------
+
+EVENTS: Mapping[str, EventType] = {
+    event.name: event
+    for event in (
+        EventType(
+            name="repo_push",
+            title="Push to Repository",
+            level=lambda _data: "primary",
+            summary=lambda data: f"Repository {data['repository']} updated",
+            sample=_push_sample,
+        ),
+        *(_build_event(name) for name in _BUILD_PREFIXES),
+        EventType(
+            name="vulnerability_found",
+            title="Package Vulnerability Found",
+            level=_vulnerability_level,
+            summary=_vulnerability_summary,
+            sample=_vulnerability_sample,
+            validate_config=_validate_vulnerability_config,
+            should_deliver=_vulnerability_should_deliver,
+        ),
+        *(_mirror_event(name) for name in _MIRROR_WORDS),
+        EventType(
+            name="repo_image_expiry",
+            title="Image expiry trigger",
+            level=lambda _data: "info",
+            summary=lambda data: f"Repository {data['repository']} image(s) expiring",
+            sample=_expiry_sample,
+            validate_config=_validate_expiry_config,
+        ),
+    )
+}
+
+EVENT_NAMES = tuple(EVENTS)
+
+
+def get_event(name: str) -> EventType:
+    """The catalogue entry for ``name``; :class:`UnknownEventError` if there is none."""
+    try:
+        return EVENTS[name]
+    except KeyError:
+        raise UnknownEventError(name) from None

@@ -1,0 +1,68 @@
+"""The sender interface every delivery method implements.
+
+A sender validates its ``config`` at create time (Quay's 400 messages), renders a message
+purely from the event and the notification (no network, no database, no clock beyond what the
+:class:`RenderContext` carries), and sends it in exactly one attempt, translating library
+errors into :class:`~dispatcher.errors.TransientDeliveryError` or
+:class:`~dispatcher.errors.PermanentDeliveryError` and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+
+from dispatcher.config import Settings
+from dispatcher.events import EventType
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """Everything a render may read about one delivery attempt."""
+
+    event: EventType
+    data: dict[str, Any]
+    namespace: str
+    repository: str
+    notification_uuid: str
+    title: str | None
+    delivery_id: str
+    attempt_at: datetime
+    performer: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the target answered to a successful attempt."""
+
+    status_code: int | None = None
+    response_excerpt: str | None = None
+
+
+class Sender(Protocol):
+    """One delivery method. ``render`` is pure; ``send`` does the I/O of one attempt."""
+
+    method: ClassVar[str]
+
+    def validate_config(self, config: dict[str, Any], settings: Settings) -> dict[str, Any]:
+        """Check a create request's ``config``; raise InvalidRequestError with Quay's message.
+
+        Returns the config to store (as submitted)."""
+        ...
+
+    def target_key(self, config: dict[str, Any]) -> str:
+        """Where deliveries go (e.g. the URL's host), for per-target concurrency limits."""
+        ...
+
+    def describe(self, config: dict[str, Any]) -> str:
+        """The target with secrets masked, for logs, errors and operator output."""
+        ...
+
+    def render(self, context: RenderContext, config: dict[str, Any]) -> Any:
+        """Build the message to send. Raises PermanentDeliveryError if a template fails."""
+        ...
+
+    def send(self, message: Any) -> Receipt:
+        """Exactly one attempt. Raises only Transient/PermanentDeliveryError on failure."""
+        ...

@@ -1,0 +1,189 @@
+"""Use cases on repositories and notifications: what the API and the CLI call.
+
+Functions take an open session and leave committing to the caller, except those that ring the
+doorbell: they commit first, then ring, so a worker never looks for a row not yet visible.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from dispatcher import senders
+from dispatcher.config import Settings
+from dispatcher.doorbell import Doorbell
+from dispatcher.errors import InvalidRequestError, NotFoundError
+from dispatcher.events import event_data, get_event
+from dispatcher.models import Delivery, Event, Notification, Repository, utcnow
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,254}$")
+
+
+def parse_repository_name(full_name: str) -> tuple[str, str]:
+    """Split ``namespace/name``; both parts as Quay allows (lower-case, digits, ``._-``)."""
+    namespace, slash, name = full_name.partition("/")
+    if not slash or not _NAME.match(namespace) or not _NAME.match(name):
+        raise InvalidRequestError(
+            f"Invalid repository '{full_name}': use namespace/name, lower-case letters, "
+            "digits, '.', '_' and '-'"
+        )
+    return namespace, name
+
+
+# -- repositories -----------------------------------------------------------------------------
+
+
+def find_repository(session: Session, namespace: str, name: str) -> Repository | None:
+    return session.scalars(
+        select(Repository).where(Repository.namespace == namespace, Repository.name == name)
+    ).one_or_none()
+
+
+def get_repository(session: Session, namespace: str, name: str) -> Repository:
+    repository = find_repository(session, namespace, name)
+    if repository is None:
+        raise NotFoundError(f"Repository {namespace}/{name} not found")
+    return repository
+
+
+def ensure_repository(session: Session, namespace: str, name: str) -> Repository:
+    """The repository ``namespace/name``, registered now if it was not yet."""
+    repository = find_repository(session, namespace, name)
+    if repository is None:
+        repository = Repository(namespace=namespace, name=name)
+        session.add(repository)
+        session.flush()
+    return repository
+
+
+def add_repository(session: Session, full_name: str) -> tuple[Repository, bool]:
+    """Register a repository; returns it and whether it was new."""
+    namespace, name = parse_repository_name(full_name)
+    existing = find_repository(session, namespace, name)
+    if existing is not None:
+        return existing, False
+    return ensure_repository(session, namespace, name), True
+
+
+def list_repositories(session: Session) -> Sequence[Repository]:
+    return session.scalars(select(Repository).order_by(Repository.namespace, Repository.name)).all()
+
+
+def remove_repository(session: Session, full_name: str) -> int:
+    """Delete a repository with its notifications, events and deliveries.
+
+    Returns how many notifications went with it."""
+    namespace, name = parse_repository_name(full_name)
+    repository = get_repository(session, namespace, name)
+    count = len(repository.notifications)
+    # Children first, so the result does not depend on the backend enforcing ON DELETE CASCADE.
+    notification_ids = select(Notification.id).where(Notification.repository_id == repository.id)
+    session.execute(delete(Delivery).where(Delivery.notification_id.in_(notification_ids)))
+    session.execute(delete(Event).where(Event.repository_id == repository.id))
+    session.execute(delete(Notification).where(Notification.repository_id == repository.id))
+    session.execute(delete(Repository).where(Repository.id == repository.id))
+    session.expunge(repository)
+    return count
+
+
+# -- notifications ----------------------------------------------------------------------------
+
+
+def create_notification(
+    session: Session,
+    repository: Repository,
+    *,
+    event: str,
+    method: str,
+    config: dict[str, Any],
+    event_config: dict[str, Any],
+    title: str | None,
+    settings: Settings,
+) -> Notification:
+    """Validate and store a notification. Raises InvalidRequestError with Quay's messages."""
+    event_type = get_event(event)
+    stored_config = senders.validate_config(method, config, settings)
+    event_type.validate_config(event_config)
+    notification = Notification(
+        repository_id=repository.id,
+        event=event,
+        method=method,
+        config=stored_config,
+        event_config=event_config,
+        title=title,
+        number_of_failures=0,
+    )
+    session.add(notification)
+    session.flush()
+    return notification
+
+
+def list_notifications(session: Session, repository: Repository) -> Sequence[Notification]:
+    return session.scalars(
+        select(Notification)
+        .where(Notification.repository_id == repository.id)
+        .order_by(Notification.id)
+    ).all()
+
+
+def find_notification(session: Session, repository: Repository, uuid: str) -> Notification | None:
+    """The notification ``uuid`` of this repository; a uuid of another one is not found."""
+    return session.scalars(
+        select(Notification).where(
+            Notification.repository_id == repository.id, Notification.uuid == uuid
+        )
+    ).one_or_none()
+
+
+def delete_notification(session: Session, notification: Notification) -> None:
+    session.execute(delete(Delivery).where(Delivery.notification_id == notification.id))
+    session.delete(notification)
+
+
+def reset_failures(session: Session, notification: Notification) -> None:
+    """Set ``number_of_failures`` to 0 and re-enable the notification."""
+    session.execute(
+        update(Notification)
+        .where(Notification.id == notification.id)
+        .values(number_of_failures=0, disabled_at=None, updated_at=utcnow())
+    )
+
+
+def queue_test(
+    session: Session, notification: Notification, settings: Settings, doorbell: Doorbell
+) -> Delivery:
+    """Store the event's sample data and one test delivery, commit, then ring.
+
+    Test deliveries are sent even while the notification is disabled."""
+    repository = notification.repository
+    event_type = get_event(notification.event)
+    now = utcnow()
+    extra = event_type.sample(notification.event_config or {}, now)
+    data = event_data(
+        repository.namespace,
+        repository.name,
+        extra,
+        server_hostname=settings.server_hostname,
+        url_scheme=settings.preferred_url_scheme,
+        subpage=event_type.subpage(extra),
+    )
+    event = Event(repository_id=repository.id, name=notification.event, data=data, created_at=now)
+    session.add(event)
+    session.flush()
+    delivery = Delivery(
+        notification_id=notification.id,
+        event_id=event.id,
+        kind="test",
+        status="pending",
+        next_attempt_at=now,
+        lease_until=None,
+        created_at=now,
+    )
+    session.add(delivery)
+    session.commit()
+    doorbell.ring([delivery.id])
+    return delivery
