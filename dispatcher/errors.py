@@ -5,7 +5,8 @@
     DispatcherError
     ├── InvalidRequestError        bad input from a caller            -> API 400 invalid_request
     │   ├── UnknownEventError      event name not in the catalogue
-    │   └── UnknownMethodError     method name not in the sender registry
+    │   ├── UnknownMethodError     method name not in the sender registry
+    │   └── RequestTooLargeError   body over DISPATCHER_MAX_REQUEST_BYTES -> API 413
     ├── NotFoundError              no such repository / notification  -> API 404 not_found
     ├── NotificationNotFoundError  Quay's 400 for delete/reset/test   -> API 400 invalid_request
     ├── AuthError                  missing/invalid/expired/revoked    -> API 401 invalid_token
@@ -46,6 +47,12 @@ class UnknownMethodError(InvalidRequestError):
         self.method = method
 
 
+class RequestTooLargeError(InvalidRequestError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Request body is larger than {limit} bytes")
+        self.limit = limit
+
+
 class NotFoundError(DispatcherError):
     def __init__(self, message: str = "Not Found") -> None:
         super().__init__(message)
@@ -55,9 +62,7 @@ class NotificationNotFoundError(DispatcherError):
     """Quay answers 400 (not 404) when delete, reset or test names an unknown uuid."""
 
     def __init__(self, namespace: str, repository: str, uuid: str) -> None:
-        super().__init__(
-            f"No repository notification found for: {namespace}, {repository}, {uuid}"
-        )
+        super().__init__(f"No repository notification found for: {namespace}, {repository}, {uuid}")
 
 
 class AuthError(DispatcherError):

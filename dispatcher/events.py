@@ -44,7 +44,7 @@ def event_data(
     url_scheme: str,
     subpage: str | None = None,
 ) -> Data:
-    """Quay's envelope (repository, namespace, name, docker_url, homepage) with ``extra`` over it."""
+    """Quay's envelope (repository, namespace, name, docker_url, homepage), ``extra`` over it."""
     homepage = f"{url_scheme}://{server_hostname}/repository/{namespace}/{name}"
     if subpage:
         homepage += subpage if subpage.startswith("/") else f"/{subpage}"
@@ -227,14 +227,15 @@ def _vulnerability_summary(data: Data) -> str:
         )
     priority = data["vulnerability"]["priority"]
     return (
-        f"{priority} vulnerability detected in repository {data['repository']} "
-        f"in {tag_count} tags"
+        f"{priority} vulnerability detected in repository {data['repository']} in {tag_count} tags"
     )
 
 
 def _vulnerability_sample(config: Data, _now: datetime) -> Data:
     level = _parse_level(config.get("level")) if config else None
-    priority = SEVERITIES[level] if level is not None and 0 <= level < len(SEVERITIES) else "Unknown"
+    priority = (
+        SEVERITIES[level] if level is not None and 0 <= level < len(SEVERITIES) else "Unknown"
+    )
     return {
         "tags": ["latest", "prod", "foo", "bar", "baz"],
         "image": "some-image-id",

@@ -32,10 +32,14 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     widths = [len(header) for header in headers]
     for row in cells:
         widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
-    line = "  ".join(header.upper().ljust(width) for header, width in zip(headers, widths, strict=True))
+    line = "  ".join(
+        header.upper().ljust(width) for header, width in zip(headers, widths, strict=True)
+    )
     print(line.rstrip())
     for row in cells:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
 
 
 def print_json(value: Any) -> None:

@@ -1,0 +1,89 @@
+"""Dependencies: the request's session, the caller, the repository and the notification.
+
+Routes authorise by depending on :func:`repo_admin` (or :func:`events_writer`): 401 without a
+valid token, 403 without the scope or a grant covering the path's repository, then 404 when the
+repository is not registered. :func:`path_notification` answers GET's 404 for an unknown uuid;
+:func:`notification_for_change` answers Quay's 400 for delete, reset and test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from dispatcher import service, tokens
+from dispatcher.errors import NotFoundError, NotificationNotFoundError
+from dispatcher.models import Notification, Repository
+from dispatcher.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+    with runtime.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def bearer_secret(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return secret.strip() or None
+
+
+def get_principal(request: Request, session: SessionDep) -> tokens.Principal:
+    return tokens.authenticate(session, bearer_secret(request))
+
+
+PrincipalDep = Annotated[tokens.Principal, Depends(get_principal)]
+
+
+def _repository_with_scope(scope: str) -> Callable[..., Repository]:
+    def dependency(
+        namespace: str, repository: str, principal: PrincipalDep, session: SessionDep
+    ) -> Repository:
+        tokens.authorize(principal, scope, namespace, repository)
+        return service.get_repository(session, namespace, repository)
+
+    return dependency
+
+
+repo_admin = _repository_with_scope("repo:admin")
+events_writer = _repository_with_scope("events:write")
+
+AdminRepositoryDep = Annotated[Repository, Depends(repo_admin)]
+
+
+def path_notification(
+    uuid: str, repository: AdminRepositoryDep, session: SessionDep
+) -> Notification:
+    notification = service.find_notification(session, repository, uuid)
+    if notification is None:
+        raise NotFoundError()
+    return notification
+
+
+def notification_for_change(
+    uuid: str, repository: AdminRepositoryDep, session: SessionDep
+) -> Notification:
+    notification = service.find_notification(session, repository, uuid)
+    if notification is None:
+        raise NotificationNotFoundError(repository.namespace, repository.name, uuid)
+    return notification
+
+
+NotificationDep = Annotated[Notification, Depends(path_notification)]
+ChangeNotificationDep = Annotated[Notification, Depends(notification_for_change)]

@@ -1,0 +1,147 @@
+"""The six repository-notification endpoints of Quay's API.
+
+Each path answers with and without a trailing slash (no redirect). Authorisation, the
+repository and the notification lookups are dependencies (see ``deps``).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from dispatcher import service
+from dispatcher.api.deps import (
+    AdminRepositoryDep,
+    ChangeNotificationDep,
+    NotificationDep,
+    RuntimeDep,
+    SessionDep,
+)
+from dispatcher.api.problems import PROBLEM_RESPONSES, Problem
+from dispatcher.api.schemas import (
+    Empty,
+    NotificationCreateRequest,
+    NotificationList,
+    NotificationView,
+    parse_create_request,
+)
+from dispatcher.errors import RequestTooLargeError
+
+router = APIRouter(prefix="/api/v1/repository/{namespace}/{repository}", tags=["notifications"])
+
+COLLECTION = "/notification/"
+ITEM = "/notification/{uuid}"
+_CREATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": NotificationCreateRequest.model_json_schema()}},
+    }
+}
+_REQUEST_TOO_LARGE = {413: {"model": Problem, "description": "Body larger than the limit"}}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) more than ``limit`` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLargeError(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise RequestTooLargeError(limit)
+    return bytes(body)
+
+
+@router.get(
+    COLLECTION,
+    operation_id="listRepoNotifications",
+    summary="List the notifications of a repository",
+    responses=PROBLEM_RESPONSES,
+)
+@router.get(COLLECTION.rstrip("/"), include_in_schema=False)
+def list_notifications(repository: AdminRepositoryDep, session: SessionDep) -> NotificationList:
+    items = service.list_notifications(session, repository)
+    return NotificationList(notifications=[NotificationView.of(item) for item in items])
+
+
+@router.post(
+    COLLECTION,
+    operation_id="createRepoNotification",
+    summary="Create a notification on a repository",
+    status_code=201,
+    responses={**PROBLEM_RESPONSES, **_REQUEST_TOO_LARGE},
+    openapi_extra=_CREATE_BODY,
+)
+@router.post(COLLECTION.rstrip("/"), include_in_schema=False, status_code=201)
+async def create_notification(
+    request: Request, repository: AdminRepositoryDep, session: SessionDep, runtime: RuntimeDep
+) -> NotificationView:
+    create = parse_create_request(await read_body(request, runtime.settings.max_request_bytes))
+    notification = service.create_notification(
+        session,
+        repository,
+        event=create.event,
+        method=create.method,
+        config=create.config,
+        event_config=create.event_config,
+        title=create.title,
+        settings=runtime.settings,
+    )
+    session.commit()
+    return NotificationView.of(notification)
+
+
+@router.get(
+    ITEM,
+    operation_id="getRepoNotification",
+    summary="Get one notification",
+    responses=PROBLEM_RESPONSES,
+)
+def get_notification(notification: NotificationDep) -> NotificationView:
+    return NotificationView.of(notification)
+
+
+@router.delete(
+    ITEM,
+    operation_id="deleteRepoNotification",
+    summary="Delete a notification",
+    status_code=204,
+    response_class=Response,
+    responses=PROBLEM_RESPONSES,
+)
+def delete_notification(notification: ChangeNotificationDep, session: SessionDep) -> Response:
+    service.delete_notification(session, notification)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.post(
+    ITEM,
+    operation_id="resetRepositoryNotificationFailures",
+    summary="Reset the failure counter of a notification to 0 (re-enables it)",
+    status_code=204,
+    response_class=Response,
+    responses=PROBLEM_RESPONSES,
+)
+def reset_failures(notification: ChangeNotificationDep, session: SessionDep) -> Response:
+    service.reset_failures(session, notification)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.post(
+    ITEM + "/test",
+    operation_id="testRepoNotification",
+    summary="Queue a delivery of the event's sample data",
+    status_code=201,
+    responses=PROBLEM_RESPONSES,
+)
+@router.post(ITEM + "/test/", include_in_schema=False, status_code=201)
+def test_notification(
+    notification: ChangeNotificationDep, session: SessionDep, runtime: RuntimeDep
+) -> Empty:
+    service.queue_test(session, notification, runtime.settings, runtime.doorbell)
+    return Empty()
+
+
+__all__ = ["NotificationCreateRequest", "router"]

@@ -1,0 +1,45 @@
+"""``dispatcher serve``: the API server (plus an in-process worker when no broker is set)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from dispatcher.config import get_settings
+
+
+def register(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the API server",
+        description="Run the HTTP API. The database is upgraded first. With no "
+        "DISPATCHER_BROKER_URL the same process also runs a worker and the scheduler "
+        "(the embedded default); with a broker, run `dispatcher worker` and "
+        "`dispatcher scheduler` separately.",
+    )
+    serve.add_argument("--host", help="address to bind (default: DISPATCHER_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default: DISPATCHER_PORT, 8000)")
+    serve.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from dispatcher.api import create_app
+    from dispatcher.db import upgrade
+    from dispatcher.runtime import create_runtime
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    runtime = create_runtime(settings)
+    app = create_app(runtime)
+    try:
+        uvicorn.run(
+            app,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            log_level=settings.log_level.lower(),
+        )
+    finally:
+        runtime.close()
+    return 0
