@@ -90,6 +90,24 @@ class Settings(BaseSettings):
 
     templates_dir: Path = Field(default=DEFAULT_TEMPLATES_DIR)
 
+    # delivery pipeline: doorbell, sender pool, recorder, sweep
+    ring_lease_seconds: float = 30.0
+    doorbell_linger: float = 0.002
+    target_busy_delay: float = 1.0
+    worker_max_queued: int = 2000
+    worker_per_host_queued: int = 500
+    record_batch_size: int = 500
+    record_interval: float = 0.02
+    sweep_batch_limit: int = 10_000
+
+    # operating it: delivery log, retention, readiness, metrics
+    delivery_log_default_limit: int = Field(default=20, ge=1)
+    delivery_log_max_limit: int = Field(default=100, ge=1)
+    retention_interval: float = Field(default=3600.0, gt=0)
+    retention_batch_size: int = Field(default=1000, ge=1)
+    readiness_timeout: float = Field(default=2.0, gt=0)
+    cli_progress_every: int = Field(default=50, ge=1)
+
     @field_validator("retry_schedule")
     @classmethod
     def _check_schedule(cls, value: str) -> str:

@@ -1,12 +1,34 @@
 """Prometheus metrics. The objects live here; API and worker code only call them.
 
-In worker processes started by ``dispatcher worker`` the registry runs in multi-process mode
-(``PROMETHEUS_MULTIPROC_DIR``), so prefork children aggregate on the worker's metrics port.
+Every metric has labels, so its values are made on first ``.labels(...)``; that lets
+``dispatcher worker`` switch prometheus_client to multi-process mode after this module was
+imported (see :mod:`dispatcher.worker_metrics`) and prefork children still aggregate.
+
+Queue depth and the age of the oldest due pending delivery are not kept in any process: the
+:class:`QueueCollector` reads them from the database on each scrape, so every API and worker
+endpoint reports the same numbers.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import logging
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from dispatcher.models import Delivery, Notification, utcnow
+
+log = logging.getLogger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 HTTP_REQUESTS = Counter(
     "dispatcher_http_requests_total",
@@ -41,15 +63,89 @@ RETRIES = Counter(
 )
 NOTIFICATIONS_DISABLED = Counter(
     "dispatcher_notifications_disabled_total",
-    "Notifications disabled after reaching DISPATCHER_MAX_FAILURES.",
+    "Notifications disabled after reaching DISPATCHER_MAX_FAILURES, by method.",
+    ["method"],
 )
-QUEUE_DEPTH = Gauge(
-    "dispatcher_pending_deliveries",
-    "Deliveries waiting to be sent (status pending).",
-    multiprocess_mode="max",
+PRUNED = Counter(
+    "dispatcher_deliveries_pruned_total",
+    "Deliveries deleted by retention (DISPATCHER_DELIVERY_RETENTION).",
+    ["kind"],
 )
-OLDEST_PENDING_AGE = Gauge(
-    "dispatcher_oldest_pending_delivery_age_seconds",
-    "Age of the oldest due pending delivery.",
-    multiprocess_mode="max",
-)
+
+
+class QueueCollector:
+    """Queue gauges computed from the database when scraped.
+
+    ``dispatcher_pending_deliveries{method}``: deliveries with status pending.
+    ``dispatcher_oldest_pending_delivery_age_seconds``: how long the oldest due pending
+    delivery has been due (0 when none is). A database that cannot be reached leaves the
+    gauges out of the scrape (and logs why) rather than failing it.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily(
+            "dispatcher_pending_deliveries",
+            "Deliveries waiting to be sent (status pending), by method.",
+            labels=["method"],
+        )
+        oldest = GaugeMetricFamily(
+            "dispatcher_oldest_pending_delivery_age_seconds",
+            "How long the oldest due pending delivery has been due.",
+        )
+        now = utcnow()
+        try:
+            with self._sessions() as session:
+                counts = session.execute(
+                    select(Notification.method, func.count(Delivery.id))
+                    .join(Notification, Delivery.notification_id == Notification.id)
+                    .where(Delivery.status == "pending")
+                    .group_by(Notification.method)
+                ).all()
+                due_since = session.scalar(
+                    select(func.min(Delivery.next_attempt_at)).where(
+                        Delivery.status == "pending", Delivery.next_attempt_at <= now
+                    )
+                )
+        except SQLAlchemyError as exc:
+            log.warning("queue metrics skipped: database unavailable (%s)", type(exc).__name__)
+            return
+        for method, count in counts:
+            depth.add_metric([method], float(count))
+        age = 0.0
+        if due_since is not None:
+            age = max(0.0, (now - _aware(due_since)).total_seconds())
+        oldest.add_metric([], age)
+        yield depth
+        yield oldest
+
+
+class CombinedCollector:
+    """Several collectors exposed as one (the process's own metrics plus the queue's)."""
+
+    def __init__(self, *collectors: Collector) -> None:
+        self._collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self._collectors:
+            yield from collector.collect()
+
+
+def process_collector() -> Collector:
+    """This process's metrics: aggregated over all processes in multi-process mode."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+    return REGISTRY
+
+
+def exposition(sessions: sessionmaker[Session]) -> bytes:
+    """The Prometheus text of this process (or process group) and of the queue."""
+    return generate_latest(CombinedCollector(process_collector(), QueueCollector(sessions)))
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

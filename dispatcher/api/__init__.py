@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from dispatcher import __version__
-from dispatcher.api import notifications
+from dispatcher.api import deliveries, notifications
+from dispatcher.api.ops import install_operations
 from dispatcher.api.problems import install_problem_handlers
 from dispatcher.runtime import Runtime
 
@@ -24,4 +25,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     install_problem_handlers(app)
     app.include_router(notifications.router)
+    app.include_router(deliveries.router)
+    install_operations(app)
     return app

@@ -1,0 +1,216 @@
+"""The delivery log: list, read and redeliver one notification's deliveries; prune old ones.
+
+What the API's ``…/notification/{uuid}/deliveries`` routes and ``dispatcher deliveries`` call.
+Pages are newest first and keyed on ``(created_at, id)``; the cursor is opaque to callers.
+A redelivery is a new delivery (kind ``redelivery``, a new id and so a new ``webhook-id``) of
+the same stored event; like a test it is sent even while the notification is disabled.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from dispatcher.config import Settings
+from dispatcher.doorbell import Doorbell
+from dispatcher.errors import InvalidRequestError, NotFoundError
+from dispatcher.models import (
+    DELIVERY_STATUSES,
+    Attempt,
+    Delivery,
+    Event,
+    Notification,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class DeliveryPage:
+    """One page of a delivery log; ``next_cursor`` is None on the last page."""
+
+    deliveries: Sequence[Delivery]
+    next_cursor: str | None
+
+
+def list_deliveries(
+    session: Session,
+    notification: Notification,
+    settings: Settings,
+    *,
+    status: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> DeliveryPage:
+    """The notification's deliveries, newest first, with their attempts and event loaded.
+
+    Raises InvalidRequestError for an unknown ``status``, a ``limit`` outside
+    1..``delivery_log_max_limit`` or a cursor this function did not hand out."""
+    size = settings.delivery_log_default_limit if limit is None else limit
+    if not 1 <= size <= settings.delivery_log_max_limit:
+        raise InvalidRequestError(
+            f"limit must be between 1 and {settings.delivery_log_max_limit}, not {size}"
+        )
+    query = (
+        select(Delivery)
+        .where(Delivery.notification_id == notification.id)
+        .options(selectinload(Delivery.attempts), selectinload(Delivery.event))
+        .order_by(Delivery.created_at.desc(), Delivery.id.desc())
+        .limit(size + 1)
+    )
+    if status is not None:
+        if status not in DELIVERY_STATUSES:
+            raise InvalidRequestError(
+                f"Unknown delivery status '{status}': use one of {', '.join(DELIVERY_STATUSES)}"
+            )
+        query = query.where(Delivery.status == status)
+    if cursor:
+        created_at, last_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                Delivery.created_at < created_at,
+                and_(Delivery.created_at == created_at, Delivery.id < last_id),
+            )
+        )
+    rows = session.scalars(query).all()
+    page, more = rows[:size], len(rows) > size
+    next_cursor = encode_cursor(page[-1]) if more else None
+    return DeliveryPage(deliveries=page, next_cursor=next_cursor)
+
+
+def get_delivery(session: Session, notification: Notification, delivery_id: str) -> Delivery:
+    """One delivery of this notification; an id of another notification is not found."""
+    delivery = session.scalars(
+        select(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.notification_id == notification.id)
+        .options(selectinload(Delivery.attempts), selectinload(Delivery.event))
+    ).one_or_none()
+    if delivery is None:
+        raise NotFoundError(f"No delivery {delivery_id} for notification {notification.uuid}")
+    return delivery
+
+
+def find_delivery(session: Session, delivery_id: str) -> Delivery:
+    """A delivery by id alone, whatever its notification (for operators)."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise NotFoundError(f"No delivery {delivery_id}")
+    return delivery
+
+
+def redeliver(session: Session, original: Delivery, doorbell: Doorbell) -> Delivery:
+    """Queue a new delivery of ``original``'s event, commit, then ring.
+
+    The new delivery has its own id (its ``webhook-id``) and kind ``redelivery``."""
+    now = utcnow()
+    delivery = Delivery(
+        notification_id=original.notification_id,
+        event_id=original.event_id,
+        kind="redelivery",
+        status="pending",
+        attempt_count=0,
+        next_attempt_at=now,
+        lease_until=None,
+        created_at=now,
+    )
+    session.add(delivery)
+    session.commit()
+    doorbell.ring([delivery.id])
+    return get_delivery_by_id(session, delivery.id)
+
+
+def get_delivery_by_id(session: Session, delivery_id: str) -> Delivery:
+    delivery = session.scalars(
+        select(Delivery)
+        .where(Delivery.id == delivery_id)
+        .options(selectinload(Delivery.attempts), selectinload(Delivery.event))
+    ).one()
+    return delivery
+
+
+def prune(session: Session, settings: Settings, *, now: datetime | None = None) -> int:
+    """Delete deliveries created more than ``retention_seconds`` ago, whatever their status,
+    with their attempts, then the events older than that which no delivery refers to.
+
+    Works in batches of ``retention_batch_size``, committing after each, so a large backlog
+    never holds long locks. Returns the number of deliveries deleted."""
+    cutoff = (now or utcnow()) - timedelta(seconds=settings.retention_seconds)
+    deleted = 0
+    while True:
+        ids = session.scalars(
+            select(Delivery.id)
+            .where(Delivery.created_at < cutoff)
+            .limit(settings.retention_batch_size)
+        ).all()
+        if not ids:
+            break
+        # Attempts first, so the result does not depend on ON DELETE CASCADE being enforced.
+        session.execute(delete(Attempt).where(Attempt.delivery_id.in_(ids)))
+        session.execute(delete(Delivery).where(Delivery.id.in_(ids)))
+        session.commit()
+        deleted += len(ids)
+    orphaned = ~exists().where(Delivery.event_id == Event.id)
+    session.execute(
+        delete(Event)
+        .where(Event.created_at < cutoff, orphaned)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return deleted
+
+
+# -- views and cursors ------------------------------------------------------------------------
+
+
+def delivery_view(delivery: Delivery) -> dict[str, Any]:
+    """The JSON shape of one delivery in the log (API and ``--json`` output)."""
+    return {
+        "id": delivery.id,
+        "event": delivery.event.name,
+        "is_test": delivery.is_test,
+        "status": delivery.status,
+        "attempts": [attempt_view(attempt) for attempt in delivery.attempts],
+        "created": _iso(delivery.created_at),
+        "finished": _iso(delivery.finished_at),
+    }
+
+
+def attempt_view(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "time": _iso(attempt.started_at),
+        "status_code": attempt.status_code,
+        "latency_ms": round(attempt.latency_ms, 1),
+        "error": attempt.error,
+        "response_excerpt": attempt.response_excerpt,
+    }
+
+
+def encode_cursor(delivery: Delivery) -> str:
+    raw = json.dumps([delivery.created_at.isoformat(), delivery.id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The ``(created_at, id)`` a cursor points after; InvalidRequestError if it is not ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, delivery_id = json.loads(raw)
+        created_at = datetime.fromisoformat(created)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        raise InvalidRequestError(
+            "Invalid cursor: pass the next_cursor of a previous page"
+        ) from None
+    if created_at.tzinfo is None or not isinstance(delivery_id, str):
+        raise InvalidRequestError("Invalid cursor: pass the next_cursor of a previous page")
+    return created_at, delivery_id
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")

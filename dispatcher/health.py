@@ -1,0 +1,63 @@
+"""Readiness checks: can this process reach its database and its broker?
+
+Each check returns None when the dependency answers, or a short reason a person can act on.
+Reasons name the failing dependency and the error's type, never a URL (it may hold a password).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from dispatcher.config import Settings
+
+
+def check_database(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        return f"database unreachable ({type(exc).__name__})"
+    return None
+
+
+def check_broker(settings: Settings) -> str | None:
+    """Skipped (None) when no broker is configured: the embedded shape has none to reach."""
+    url = settings.broker_url
+    if not url:
+        return None
+    scheme = urlsplit(url).scheme
+    try:
+        if scheme in ("redis", "rediss", "unix"):
+            _ping_redis(url, settings.readiness_timeout)
+        elif scheme != "memory":
+            _connect_kombu(url, settings.readiness_timeout)
+    # Any failure to connect, whatever the transport raises, means "not ready".
+    except Exception as exc:
+        return f"broker unreachable ({type(exc).__name__})"
+    return None
+
+
+def readiness_problems(engine: Engine, settings: Settings) -> list[str]:
+    """Every reason this process is not ready; empty when it is."""
+    reasons = [check_database(engine), check_broker(settings)]
+    return [reason for reason in reasons if reason is not None]
+
+
+def _ping_redis(url: str, timeout: float) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def _connect_kombu(url: str, timeout: float) -> None:
+    from kombu.connection import Connection
+
+    with Connection(url, connect_timeout=timeout) as connection:  # type: ignore[no-untyped-call]
+        connection.ensure_connection(max_retries=1, timeout=timeout)
