@@ -1,0 +1,165 @@
+"""Shared fixtures: a database per backend (SQLite file and a per-run PostgreSQL database),
+a live API server on loopback per backend, and token helpers.
+
+Every test that takes ``database_url`` runs once on SQLite and once on PostgreSQL. PostgreSQL
+is the machine's server (``DISPATCHER_TEST_POSTGRES``, default postgres@127.0.0.1:5432); the
+test run creates its own database and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from sqlalchemy import text
+
+from dispatcher import tokens
+from dispatcher.api import create_app
+from dispatcher.config import Settings
+from dispatcher.db import Base, upgrade
+from dispatcher.doorbell import RecordingDoorbell
+from dispatcher.runtime import Runtime, create_runtime
+
+POSTGRES_ADMIN = os.environ.get(
+    "DISPATCHER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[Callable[[], str]]:
+    """A factory of fresh PostgreSQL databases for this run; all are dropped at the end."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"dispatcher_test_{secrets.token_hex(4)}"
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+        return f"{base}/{name}"
+
+    yield make
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def fresh_database_url(backend: str, tmp: Path, postgres: Callable[[], str]) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp / f'dispatcher-{secrets.token_hex(4)}.db'}"
+    return postgres()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_database: Callable[[], str],
+) -> str:
+    """One migrated database per backend for the whole run; tests empty it after use."""
+    url = fresh_database_url(request.param, tmp_path_factory.mktemp("db"), postgres_database)
+    upgrade(url)
+    return url
+
+
+def settings_for(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "server_hostname": "quay.example.com",
+        "preferred_url_scheme": "https",
+        "allowed_networks": "",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def empty_tables(runtime: Runtime) -> None:
+    with runtime.engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(text(f"DELETE FROM {table.name}"))
+
+
+@dataclass
+class LiveServer:
+    runtime: Runtime
+    base_url: str
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str) -> Iterator[LiveServer]:
+    """The API on a real loopback port, on this backend's database."""
+    runtime = create_runtime(settings_for(database_url), doorbell=RecordingDoorbell())
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(runtime), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("API server did not start")
+        time.sleep(0.02)
+    yield LiveServer(runtime=runtime, base_url=f"http://127.0.0.1:{port}")
+    server.should_exit = True
+    thread.join(timeout=10)
+    runtime.close()
+
+
+@pytest.fixture
+def server(live_server: LiveServer) -> Iterator[LiveServer]:
+    """The live server, with its database emptied after the test."""
+    doorbell = live_server.runtime.doorbell
+    assert isinstance(doorbell, RecordingDoorbell)
+    doorbell.rung.clear()
+    yield live_server
+    empty_tables(live_server.runtime)
+
+
+@pytest.fixture
+def http(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        yield client
+
+
+MakeToken = Callable[..., str]
+
+
+@pytest.fixture
+def make_token(server: LiveServer) -> MakeToken:
+    """Create a token in the server's database and return its secret."""
+
+    def make(
+        scopes: tuple[str, ...] = ("repo:admin",),
+        grants: tuple[str, ...] = ("acme/web",),
+        expires_in: float | None = None,
+        revoked: bool = False,
+    ) -> str:
+        with server.runtime.sessions.begin() as session:
+            token, secret = tokens.create_token(
+                session, scopes=scopes, grants=grants, expires_in=expires_in
+            )
+            if revoked:
+                tokens.revoke_token(session, token.id)
+        return secret
+
+    return make
