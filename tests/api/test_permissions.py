@@ -62,7 +62,7 @@ def test_anonymous_is_401(http: httpx.Client, existing: str) -> None:
 
 @pytest.mark.parametrize(
     "header",
-    ["Bearer dsp_not-a-real-token", "Bearer ", "Basic dXNlcjpwYXNz", "dsp_missing-scheme"],
+    ["Bearer dsp_not-a-real-token", "Bearer", "Basic dXNlcjpwYXNz", "dsp_missing-scheme"],
 )
 def test_bad_token_is_401(http: httpx.Client, existing: str, header: str) -> None:
     expect_all(http, existing, {"Authorization": header}, 401, "invalid_token")
@@ -78,7 +78,11 @@ def test_expired_token_is_401(http: httpx.Client, existing: str, make_token: Mak
 
 def test_revoked_token_is_401(http: httpx.Client, existing: str, make_token: MakeToken) -> None:
     expect_all(
-        http, existing, {"Authorization": f"Bearer {make_token(revoked=True)}"}, 401, "invalid_token"
+        http,
+        existing,
+        {"Authorization": f"Bearer {make_token(revoked=True)}"},
+        401,
+        "invalid_token",
     )
 
 
@@ -92,9 +96,7 @@ def test_grant_on_another_repository_is_403(
 ) -> None:
     for grants in (("acme/api",), ("other/*",), ("acme/webx",)):
         secret = make_token(grants=grants)
-        expect_all(
-            http, existing, {"Authorization": f"Bearer {secret}"}, 403, "insufficient_scope"
-        )
+        expect_all(http, existing, {"Authorization": f"Bearer {secret}"}, 403, "insufficient_scope")
 
 
 @pytest.mark.parametrize("grant", ["acme/web", "acme/*", "*"])

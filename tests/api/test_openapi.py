@@ -1,0 +1,66 @@
+"""/openapi.json describes what the endpoints really answer; /docs serves the UI."""
+
+from __future__ import annotations
+
+import httpx
+
+OPERATIONS = {
+    "listRepoNotifications": ("get", "/notification/", "200"),
+    "createRepoNotification": ("post", "/notification/", "201"),
+    "getRepoNotification": ("get", "/notification/{uuid}", "200"),
+    "deleteRepoNotification": ("delete", "/notification/{uuid}", "204"),
+    "resetRepositoryNotificationFailures": ("post", "/notification/{uuid}", "204"),
+    "testRepoNotification": ("post", "/notification/{uuid}/test", "201"),
+}
+PREFIX = "/api/v1/repository/{namespace}/{repository}"
+
+
+def test_openapi_lists_the_six_operations_with_their_real_status_codes(
+    http: httpx.Client,
+) -> None:
+    spec = http.get("/openapi.json").json()
+    found = {
+        operation["operationId"]: (verb, path, operation)
+        for path, item in spec["paths"].items()
+        for verb, operation in item.items()
+    }
+    for operation_id, (verb, suffix, success) in OPERATIONS.items():
+        assert operation_id in found, operation_id
+        real_verb, path, operation = found[operation_id]
+        assert (real_verb, path) == (verb, PREFIX + suffix)
+        codes = set(operation["responses"])
+        assert success in codes
+        assert {"400", "401", "403", "404"} <= codes
+        assert "422" not in codes, f"{operation_id} documents FastAPI's 422, which we never send"
+
+
+def test_create_documents_its_body_and_the_view(http: httpx.Client) -> None:
+    spec = http.get("/openapi.json").json()
+    create = spec["paths"][PREFIX + "/notification/"]["post"]
+    schema = create["requestBody"]["content"]["application/json"]["schema"]
+    assert set(schema["required"]) == {"event", "method", "config", "eventConfig"}
+    view = spec["components"]["schemas"]["NotificationView"]
+    assert set(view["properties"]) == {
+        "uuid",
+        "title",
+        "event",
+        "method",
+        "config",
+        "event_config",
+        "number_of_failures",
+    }
+    problem = spec["components"]["schemas"]["Problem"]
+    assert set(problem["required"]) == {
+        "detail",
+        "error_message",
+        "error_type",
+        "title",
+        "type",
+        "status",
+    }
+
+
+def test_docs_page_is_served(http: httpx.Client) -> None:
+    response = http.get("/docs")
+    assert response.status_code == 200
+    assert "swagger" in response.text.lower()

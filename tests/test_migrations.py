@@ -1,0 +1,52 @@
+"""The migrations build the schema the models describe, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+from dispatcher import models  # noqa: F401
+from dispatcher.db import Base, upgrade
+from tests.conftest import BACKENDS, fresh_database_url
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_from_empty_matches_the_models(
+    backend: str, tmp_path: Path, postgres_database: Callable[[], str]
+) -> None:
+    url = fresh_database_url(backend, tmp_path, postgres_database)
+    upgrade(url)
+    upgrade(url)  # a second run is a no-op
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            differences = compare_metadata(context, Base.metadata)
+            assert differences == []
+            tables = set(inspect(conn).get_table_names())
+        assert {table.name for table in Base.metadata.sorted_tables} <= tables
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fan_out_and_uuid_lookups_use_one_index(
+    backend: str, tmp_path: Path, postgres_database: Callable[[], str]
+) -> None:
+    url = fresh_database_url(backend, tmp_path, postgres_database)
+    upgrade(url)
+    engine = create_engine(url)
+    try:
+        indexes = inspect(engine).get_indexes("notifications")
+        uniques = inspect(engine).get_unique_constraints("notifications")
+    finally:
+        engine.dispose()
+    columns = [tuple(index["column_names"]) for index in indexes]
+    columns += [tuple(unique["column_names"]) for unique in uniques]
+    assert ("repository_id", "event") in columns
+    assert ("repository_id", "uuid") in columns
