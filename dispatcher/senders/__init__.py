@@ -1,0 +1,62 @@
+"""The explicit registry of delivery methods: ``webhook``, ``slack``, ``email``.
+
+* :func:`validate_config` checks a create request's ``config`` for a method without building
+  any sender (the API calls it); Quay's legacy ``hipchat``, ``flowdock`` and
+  ``quay_notification`` are unknown here.
+* :func:`build_registry` builds the senders a worker uses, with its collaborators injected: the
+  guarded, pooled httpx client (:func:`dispatcher.netguard.make_http_client`) and a factory of
+  SMTP sessions (default: :func:`dispatcher.senders.email.smtp_factory`).
+"""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from dispatcher.config import Settings
+from dispatcher.errors import UnknownMethodError
+from dispatcher.senders import email, slack, webhook
+from dispatcher.senders.base import Receipt, RenderContext, Sender
+
+METHODS: tuple[str, ...] = ("webhook", "slack", "email")
+
+_VALIDATORS: Mapping[str, Callable[[dict[str, Any], Settings], dict[str, Any]]] = {
+    "webhook": webhook.validate_config,
+    "slack": slack.validate_config,
+    "email": email.validate_config,
+}
+
+__all__ = [
+    "METHODS",
+    "Receipt",
+    "RenderContext",
+    "Sender",
+    "build_registry",
+    "validate_config",
+]
+
+
+def validate_config(method: str, config: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The config to store for ``method`` (as submitted). Raises UnknownMethodError for a
+    method not in :data:`METHODS`, InvalidRequestError with Quay's message for a bad config."""
+    validator = _VALIDATORS.get(method)
+    if validator is None:
+        raise UnknownMethodError(method)
+    return validator(config, settings)
+
+
+def build_registry(
+    settings: Settings,
+    http_client: httpx.Client,
+    smtp_factory: Callable[[], smtplib.SMTP] | None = None,
+) -> Mapping[str, Sender]:
+    """``{method: sender}`` for every method in :data:`METHODS`, sharing ``http_client``."""
+    senders: tuple[Sender, ...] = (
+        webhook.WebhookSender(settings, http_client),
+        slack.SlackSender(settings, http_client),
+        email.EmailSender(settings, smtp_factory),
+    )
+    return {sender.method: sender for sender in senders}

@@ -1,0 +1,162 @@
+"""One HTTP POST attempt and the translation of its outcome, shared by webhook and Slack.
+
+2xx is success. Transient (retried): timeouts, connection and protocol errors, 5xx, 408, 429
+(``retry_after`` from ``Retry-After`` in seconds or as an HTTP date, capped at
+``settings.retry_after_max``). Permanent: 3xx (redirects are not followed), every other 4xx, a
+target address the network guard refuses, and a request httpx cannot make at all.
+
+Error messages name the target only by its masked description, and every secret fragment the
+caller passes is scrubbed from messages and response excerpts.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping, Sequence
+
+import httpx
+
+from dispatcher.config import Settings
+from dispatcher.errors import PermanentDeliveryError, TransientDeliveryError
+from dispatcher.netguard import AddressNotAllowedError
+from dispatcher.senders.base import Receipt
+
+_TRANSIENT_STATUSES = frozenset({408, 429})
+_MASK = "***"
+
+
+def post(
+    client: httpx.Client,
+    settings: Settings,
+    *,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    label: str,
+    target: str,
+    secrets: Sequence[str] = (),
+) -> Receipt:
+    """POST ``body`` to ``url`` once. ``label`` names the method in messages (``webhook``,
+    ``Slack``), ``target`` is the masked URL, ``secrets`` are fragments never to be shown."""
+    limit = settings.response_excerpt_bytes
+    try:
+        with client.stream("POST", url, content=body, headers=headers) as response:
+            excerpt = scrub(_read_excerpt(response, limit), secrets)
+            status = response.status_code
+            retry_after_header = response.headers.get("retry-after")
+    except AddressNotAllowedError as exc:
+        raise PermanentDeliveryError(f"{label} to {target}: {scrub(str(exc), secrets)}") from None
+    except httpx.TimeoutException as exc:
+        raise TransientDeliveryError(
+            f"{label} to {target}: timed out ({type(exc).__name__})"
+        ) from None
+    except httpx.TransportError as exc:
+        text = scrub(str(exc) or type(exc).__name__, secrets)
+        if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
+            raise PermanentDeliveryError(f"{label} to {target}: {text}") from None
+        raise TransientDeliveryError(f"{label} to {target}: {text}") from None
+    except httpx.InvalidURL:
+        raise PermanentDeliveryError(f"{label} to {target}: invalid URL") from None
+
+    if 200 <= status < 300:
+        return Receipt(status_code=status, response_excerpt=excerpt)
+    message = f"{status} response for {label} to {target}"
+    if status in _TRANSIENT_STATUSES or status >= 500:
+        raise TransientDeliveryError(
+            message,
+            status_code=status,
+            response_excerpt=excerpt,
+            retry_after=parse_retry_after(retry_after_header, settings.retry_after_max),
+        )
+    if 300 <= status < 400:
+        message += " (redirects are not followed)"
+    raise PermanentDeliveryError(message, status_code=status, response_excerpt=excerpt)
+
+
+def _read_excerpt(response: httpx.Response, limit: int) -> str:
+    """At most ``limit`` bytes of the body, decoded leniently. A body that fits is read to
+    the end, so the connection can be reused."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(chunks)[:limit].decode("utf-8", errors="replace")
+
+
+def parse_retry_after(value: str | None, cap: float, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delay-seconds or HTTP-date), between 0
+    and ``cap``; None when absent or unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), cap)
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every non-empty secret fragment replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, _MASK)
+    return text
+
+
+def mask_url(url: str, *, hide_path: bool) -> str:
+    """``scheme://host[:port]/path`` without credentials; the query string (and with
+    ``hide_path`` the path) replaced by ``***``."""
+    try:
+        parsed = httpx.URL(url)
+        host = parsed.host
+        port = f":{parsed.port}" if parsed.port else ""
+        scheme = parsed.scheme
+        path = parsed.path
+        query = parsed.query
+    except (httpx.InvalidURL, TypeError):
+        return _MASK
+    if ":" in host:
+        host = f"[{host}]"
+    shown = f"{scheme}://{host}{port}"
+    if hide_path:
+        return f"{shown}/{_MASK}" if path not in ("", "/") else shown + path
+    shown += path
+    return f"{shown}?{_MASK}" if query else shown
+
+
+def url_secrets(url: str, *, path_is_secret: bool) -> list[str]:
+    """The fragments of ``url`` that must never be shown: userinfo, query, and optionally the
+    path (longest first, so a longer secret is masked before a part of it)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return [url]
+    fragments = [url, parsed.userinfo.decode("ascii", "replace"), parsed.query.decode("ascii")]
+    if path_is_secret and parsed.path not in ("", "/"):
+        fragments.append(parsed.path.lstrip("/"))
+    return sorted((f for f in fragments if f), key=len, reverse=True)
+
+
+def target_key(url: str) -> str:
+    """``host[:port]`` of ``url`` (lower-cased), for per-target concurrency limits."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return ""
+    host = parsed.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{parsed.port}" if parsed.port else host

@@ -1,0 +1,121 @@
+"""The ``slack`` method: POST Quay's payload to a Slack incoming-webhook URL.
+
+Config: ``url`` (required). The payload is Quay's::
+
+    {"text": summary, "username": "quayiobot",
+     "attachments": [{"fallback": summary, "text": <mrkdwn>, "color": <by level>,
+                      "mrkdwn_in": ["text"]}]}
+
+The attachment text comes from ``templates/slack/<event>.txt`` (or ``_default.txt``), written in
+Slack mrkdwn; event data in it is escaped. The URL's path is the webhook's secret: it is never
+shown. Slack's 400/403/404/410 answers are permanent (see :mod:`dispatcher.senders.http`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httpx
+
+from dispatcher.config import Settings
+from dispatcher.errors import InvalidRequestError
+from dispatcher.netguard import check_url
+from dispatcher.rendering import environments, message_variables, mrkdwn_escape, render
+from dispatcher.senders import http
+from dispatcher.senders.base import Receipt, RenderContext
+
+USERNAME = "quayiobot"
+COLORS = {
+    "info": "#ffffff",
+    "warning": "warning",
+    "error": "danger",
+    "success": "good",
+    "primary": "good",
+}
+DEFAULT_COLOR = "#ffffff"
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """One rendered Slack post; ``payload`` is the JSON object sent."""
+
+    url: str
+    payload: dict[str, Any]
+    target: str
+    secrets: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return f"SlackMessage(target={self.target!r})"
+
+
+def validate_config(config: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """``Missing Slack Callback URL``; ``Invalid Slack Callback URL`` for a URL the webhook
+    rules reject (scheme, localhost, non-public literal address). Returns ``config``."""
+    url = config.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidRequestError("Missing Slack Callback URL")
+    try:
+        check_url(url, settings)
+    except InvalidRequestError:
+        raise InvalidRequestError("Invalid Slack Callback URL") from None
+    return config
+
+
+class SlackSender:
+    """Delivers ``slack`` notifications through the injected (guarded) httpx client."""
+
+    method: ClassVar[str] = "slack"
+
+    def __init__(self, settings: Settings, client: httpx.Client) -> None:
+        self._settings = settings
+        self._client = client
+
+    def validate_config(self, config: dict[str, Any], settings: Settings) -> dict[str, Any]:
+        return validate_config(config, settings)
+
+    def target_key(self, config: dict[str, Any]) -> str:
+        return http.target_key(str(config.get("url", "")))
+
+    def describe(self, config: dict[str, Any]) -> str:
+        return http.mask_url(str(config.get("url", "")), hide_path=True)
+
+    def render(self, context: RenderContext, config: dict[str, Any]) -> SlackMessage:
+        """Pure. PermanentDeliveryError if the template fails or the event data lacks a field
+        the summary needs."""
+        variables = message_variables(context, self._settings)
+        env = environments(self._settings.templates_dir).mrkdwn
+        text = render(env, "slack", context.event.name, ".txt", variables).strip()
+        summary = variables["summary"]
+        url = str(config.get("url", ""))
+        payload = {
+            "text": mrkdwn_escape(summary),
+            "username": USERNAME,
+            "attachments": [
+                {
+                    "fallback": summary,
+                    "text": text,
+                    "color": COLORS.get(variables["level"], DEFAULT_COLOR),
+                    "mrkdwn_in": ["text"],
+                }
+            ],
+        }
+        return SlackMessage(
+            url=url,
+            payload=payload,
+            target=http.mask_url(url, hide_path=True),
+            secrets=tuple(http.url_secrets(url, path_is_secret=True)),
+        )
+
+    def send(self, message: SlackMessage) -> Receipt:
+        return http.post(
+            self._client,
+            self._settings,
+            url=message.url,
+            body=json.dumps(message.payload, ensure_ascii=False).encode(),
+            headers={"Content-Type": "application/json"},
+            label="Slack",
+            target=message.target,
+            secrets=message.secrets,
+        )

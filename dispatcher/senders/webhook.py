@@ -1,0 +1,166 @@
+"""The ``webhook`` method: POST the event data (or the notification's Quay JSON template applied
+to it) as JSON, with Standard Webhooks headers.
+
+Config: ``url`` (http/https, required), ``template`` (optional string holding a Quay JSON
+template; ``""`` means none), ``secret`` (optional ``whsec_<base64>``; enables signing).
+
+Headers: ``Content-Type: application/json``, ``webhook-id`` (the delivery id, stable across
+retries), ``webhook-timestamp`` (the attempt time, integer seconds) and, with a secret,
+``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`` over exactly the bytes
+sent. The TLS client certificate, if configured, lives in the HTTP client
+(:func:`dispatcher.netguard.make_http_client`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httpx
+
+from dispatcher.config import Settings
+from dispatcher.errors import InvalidRequestError, PermanentDeliveryError
+from dispatcher.jsontemplate import JSONTemplateError, compile_template, validate_template
+from dispatcher.netguard import check_url
+from dispatcher.senders import http
+from dispatcher.senders.base import Receipt, RenderContext
+
+SECRET_PREFIX = "whsec_"
+_MIN_SECRET_BYTES = 16
+_MAX_SECRET_BYTES = 64
+
+
+@dataclass(frozen=True)
+class WebhookMessage:
+    """One rendered webhook request. ``secrets`` are fragments to keep out of errors."""
+
+    url: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+    target: str
+    secrets: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return f"WebhookMessage(target={self.target!r}, {len(self.body)} bytes)"
+
+
+def validate_config(config: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Quay's checks (``Missing webhook URL``, ``Invalid webhook URL``, template messages)
+    plus the optional signing secret. Returns ``config`` unchanged."""
+    url = config.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidRequestError("Missing webhook URL")
+    check_url(url, settings)
+    template = config.get("template")
+    if template is not None:
+        if not isinstance(template, str):
+            raise InvalidRequestError(
+                "Webhook template must be a string containing JSON, e.g. "
+                '"{\\"repo\\": \\"${repository}\\"}"'
+            )
+        if template.strip():
+            try:
+                validate_template(template)
+            except JSONTemplateError as exc:
+                raise InvalidRequestError(str(exc)) from None
+    secret = config.get("secret")
+    if secret is not None and secret != "":
+        _secret_key(secret)
+    return config
+
+
+def _secret_key(secret: Any) -> bytes:
+    """The HMAC key of a ``whsec_`` secret; InvalidRequestError (never echoing it) if bad."""
+    message = (
+        "Webhook secret must be 'whsec_' followed by base64 of "
+        f"{_MIN_SECRET_BYTES} to {_MAX_SECRET_BYTES} random bytes"
+    )
+    if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
+        raise InvalidRequestError(message)
+    encoded = secret[len(SECRET_PREFIX) :]
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequestError(message) from None
+    if not _MIN_SECRET_BYTES <= len(key) <= _MAX_SECRET_BYTES:
+        raise InvalidRequestError(message)
+    return key
+
+
+def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The Standard Webhooks v1 signature header value for one request."""
+    signed = msg_id.encode() + b"." + str(timestamp).encode() + b"." + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+class WebhookSender:
+    """Delivers ``webhook`` notifications through the injected (guarded) httpx client."""
+
+    method: ClassVar[str] = "webhook"
+
+    def __init__(self, settings: Settings, client: httpx.Client) -> None:
+        self._settings = settings
+        self._client = client
+
+    def validate_config(self, config: dict[str, Any], settings: Settings) -> dict[str, Any]:
+        return validate_config(config, settings)
+
+    def target_key(self, config: dict[str, Any]) -> str:
+        return http.target_key(str(config.get("url", "")))
+
+    def describe(self, config: dict[str, Any]) -> str:
+        return http.mask_url(str(config.get("url", "")), hide_path=False)
+
+    def render(self, context: RenderContext, config: dict[str, Any]) -> WebhookMessage:
+        """Pure: the body is the event data or the applied template, serialised once; the
+        signature covers exactly those bytes. PermanentDeliveryError for a bad template or
+        secret."""
+        url = str(config.get("url", ""))
+        template = config.get("template")
+        payload: Any = context.data
+        if isinstance(template, str) and template.strip():
+            try:
+                payload = compile_template(template).apply(context.data)
+            except JSONTemplateError as exc:
+                raise PermanentDeliveryError(f"webhook template: {exc}") from None
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        timestamp = int(context.attempt_at.timestamp())
+        headers = [
+            ("Content-Type", "application/json"),
+            ("webhook-id", context.delivery_id),
+            ("webhook-timestamp", str(timestamp)),
+        ]
+        secret = config.get("secret")
+        secrets = http.url_secrets(url, path_is_secret=False)
+        if secret:
+            try:
+                key = _secret_key(secret)
+            except InvalidRequestError as exc:
+                raise PermanentDeliveryError(f"webhook secret: {exc.message}") from None
+            headers.append(("webhook-signature", sign(key, context.delivery_id, timestamp, body)))
+            secrets.append(str(secret))
+        return WebhookMessage(
+            url=url,
+            body=body,
+            headers=tuple(headers),
+            target=http.mask_url(url, hide_path=False),
+            secrets=tuple(secrets),
+        )
+
+    def send(self, message: WebhookMessage) -> Receipt:
+        return http.post(
+            self._client,
+            self._settings,
+            url=message.url,
+            body=message.body,
+            headers=dict(message.headers),
+            label="webhook",
+            target=message.target,
+            secrets=message.secrets,
+        )
