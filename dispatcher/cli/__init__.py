@@ -17,6 +17,8 @@ COMMAND_MODULES = (
     "db",
     "tokens",
     "repos",
+    "notifications",
+    "deliveries",
 )
 
 

@@ -1,0 +1,105 @@
+"""``dispatcher deliveries list|redeliver``: the delivery log of a notification."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from dispatcher import admin, deliveries
+from dispatcher.cli.common import cli_runtime, print_json, print_table
+from dispatcher.models import DELIVERY_STATUSES, Delivery
+
+
+def register(commands: Any) -> None:
+    group = commands.add_parser(
+        "deliveries",
+        help="show a notification's recent deliveries and send one again",
+        description=(
+            "The delivery log: every delivery of a notification with its attempts (time, "
+            "status code, latency, error). Deliveries older than DISPATCHER_DELIVERY_RETENTION "
+            "are pruned."
+        ),
+    )
+    actions = group.add_subparsers(dest="deliveries_command", metavar="ACTION", required=True)
+
+    listing = actions.add_parser(
+        "list",
+        help="recent deliveries of a notification, newest first",
+        description="Recent deliveries of the notification UUID, newest first.",
+    )
+    listing.add_argument("uuid", metavar="UUID", help="the notification's uuid")
+    listing.add_argument("--status", choices=DELIVERY_STATUSES, help="only deliveries in it")
+    listing.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="how many (default DISPATCHER_DELIVERY_LOG_DEFAULT_LIMIT)",
+    )
+    listing.add_argument(
+        "--cursor", metavar="CURSOR", help="continue after a previous page (see --json)"
+    )
+    listing.add_argument(
+        "--json", action="store_true", help="machine-readable output, attempts included"
+    )
+    listing.set_defaults(handler=_list)
+
+    redeliver = actions.add_parser(
+        "redeliver",
+        help="send a delivery's event again, as a new delivery",
+        description=(
+            "Queue a new delivery (a new id, so a new webhook-id) of the event of delivery ID. "
+            "It is sent even if the notification is disabled."
+        ),
+    )
+    redeliver.add_argument("delivery_id", metavar="ID", help="a delivery id from 'list'")
+    redeliver.add_argument("--json", action="store_true", help="print the new delivery as JSON")
+    redeliver.set_defaults(handler=_redeliver)
+
+
+def _row(delivery: Delivery) -> list[Any]:
+    last = delivery.attempts[-1] if delivery.attempts else None
+    return [
+        delivery.id,
+        delivery.kind,
+        delivery.status,
+        len(delivery.attempts),
+        last.status_code if last else None,
+        f"{last.latency_ms:.0f}" if last else None,
+        delivery.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        (last.error or "")[:60] if last and last.error else None,
+    ]
+
+
+def _list(args: argparse.Namespace) -> int:
+    with cli_runtime() as runtime, runtime.sessions() as session:
+        (notification,) = admin.notifications_by_uuid(session, [args.uuid])
+        page = deliveries.list_deliveries(
+            session,
+            notification,
+            runtime.settings,
+            status=args.status,
+            limit=args.limit,
+            cursor=args.cursor,
+        )
+        views = [deliveries.delivery_view(item) for item in page.deliveries]
+        rows = [_row(item) for item in page.deliveries]
+    if args.json:
+        print_json({"deliveries": views, "next_cursor": page.next_cursor})
+        return 0
+    headers = ["id", "kind", "status", "attempts", "code", "ms", "created (utc)", "last error"]
+    print_table(headers, rows)
+    if page.next_cursor:
+        print(f"more: --cursor {page.next_cursor}")
+    return 0
+
+
+def _redeliver(args: argparse.Namespace) -> int:
+    with cli_runtime() as runtime, runtime.sessions() as session:
+        original = deliveries.find_delivery(session, args.delivery_id)
+        delivery = deliveries.redeliver(session, original, runtime.doorbell)
+        view = deliveries.delivery_view(delivery)
+    if args.json:
+        print_json(view)
+    else:
+        print(f"queued delivery {view['id']} (redelivery of {args.delivery_id})")
+    return 0

@@ -1,0 +1,168 @@
+"""Logging: text or one JSON object per line, one structured line per delivery attempt, and
+never a secret.
+
+For the delivery pipeline: after an attempt is recorded, call::
+
+    log_attempt(
+        delivery_id=..., notification_uuid=..., method=..., outcome=...,  # str
+        status_code=...,  # int | None
+        latency_ms=...,   # float
+        target=describe_target(method, config),
+        attempt=...,      # int | None, the attempt's number
+        error=...,        # str | None, already trimmed
+    )
+
+It logs on ``dispatcher.attempts`` at INFO (WARNING when the outcome is not ``succeeded``).
+
+:func:`configure_logging` installs one handler on the root logger with a :class:`SecretFilter`
+and a formatter that scrubs the final text too (tracebacks included): ``whsec_…`` signing
+secrets, bearer tokens (and ``dsp_…`` token secrets), Slack hook paths, passwords in URLs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from dispatcher.config import Settings
+
+ATTEMPT_LOGGER = "dispatcher.attempts"
+MASK = "***"
+
+_SECRETS = (
+    (re.compile(r"whsec_[A-Za-z0-9+/=_-]+"), f"whsec_{MASK}"),
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), rf"\1 {MASK}"),
+    (re.compile(r"\bdsp_[A-Za-z0-9_-]+"), f"dsp_{MASK}"),
+    (re.compile(r"(hooks\.slack(?:-gov)?\.com/)[^\s\"'?#]+"), rf"\1{MASK}"),
+    (re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@"), rf"\1{MASK}@"),
+    (re.compile(r"(?i)(password|passwd|secret|token)=[^\s&\"']+"), rf"\1={MASK}"),
+)
+
+# Attributes every LogRecord has; anything else on a record came in through ``extra``.
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def scrub(text: str) -> str:
+    """``text`` with every secret pattern dispatcher knows replaced by ``***``."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def describe_target(method: str, config: dict[str, Any]) -> str:
+    """Where a notification delivers, with its secrets masked: a webhook URL without its query
+    string, a Slack URL without its path, an e-mail address. Never the signing secret."""
+    from dispatcher.senders.http import mask_url
+
+    if method == "email":
+        return str(config.get("email", ""))
+    if method == "slack":
+        return mask_url(str(config.get("url", "")), hide_path=True)
+    if method == "webhook":
+        return mask_url(str(config.get("url", "")), hide_path=False)
+    return MASK
+
+
+class SecretFilter(logging.Filter):
+    """Rewrites each record's message (arguments merged in) with :func:`scrub`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        record.msg, record.args = scrub(message), None
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """``time level logger message key=value…``, scrubbed."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        extras = _extras(record)
+        if extras:
+            text += " " + " ".join(f"{key}={_text_value(value)}" for key, value in extras.items())
+        return scrub(text)
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the ``extra`` fields and any
+    exception text, scrubbed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(_extras(record))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return scrub(json.dumps(entry, default=str))
+
+
+def configure_logging(settings: Settings) -> None:
+    """Route every logger through one stderr handler in ``settings.log_format`` at
+    ``settings.log_level``. Calling it again replaces the handler (no duplicate lines)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JSONFormatter() if settings.log_format == "json" else TextFormatter())
+    handler.addFilter(SecretFilter())
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "dispatcher_handler", False)]:
+        root.removeHandler(old)
+    handler.dispatcher_handler = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())
+
+
+def log_attempt(
+    *,
+    delivery_id: str,
+    notification_uuid: str,
+    method: str,
+    outcome: str,
+    status_code: int | None,
+    latency_ms: float,
+    target: str,
+    attempt: int | None = None,
+    error: str | None = None,
+) -> None:
+    """One structured line for one delivery attempt. ``target`` must already be masked
+    (:func:`describe_target`); it is scrubbed again all the same."""
+    fields: dict[str, Any] = {
+        "delivery_id": delivery_id,
+        "notification_uuid": notification_uuid,
+        "method": method,
+        "outcome": outcome,
+        "status_code": status_code,
+        "latency_ms": round(latency_ms, 1),
+        "target": scrub(target),
+    }
+    if attempt is not None:
+        fields["attempt"] = attempt
+    if error:
+        fields["error"] = scrub(error)
+    level = logging.INFO if outcome == "succeeded" else logging.WARNING
+    logging.getLogger(ATTEMPT_LOGGER).log(level, "delivery attempt %s", outcome, extra=fields)
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _RECORD_FIELDS and not key.startswith("_")
+    }
+
+
+def _text_value(value: Any) -> str:
+    text = "-" if value is None else str(value)
+    return json.dumps(text) if any(ch.isspace() for ch in text) or not text else text
