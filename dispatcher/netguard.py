@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 import httpcore
@@ -27,6 +27,7 @@ from dispatcher.config import Settings
 from dispatcher.errors import InvalidRequestError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], list[str]]
 
 INVALID_URL_MESSAGE = "Invalid webhook URL"
 _SCHEMES = ("http", "https")
@@ -102,10 +103,18 @@ def _literal_address(hostname: str) -> IPAddress | None:
 
 class GuardedBackend(httpcore.NetworkBackend):
     """An httpcore network backend that resolves each new connection's host once, keeps only
-    allowed addresses and connects to one of them."""
+    allowed addresses and connects to one of them. ``resolver`` (host, port) → addresses
+    defaults to :func:`resolve` (the system resolver)."""
 
-    def __init__(self, settings: Settings, inner: httpcore.NetworkBackend | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        resolver: Resolver | None = None,
+        inner: httpcore.NetworkBackend | None = None,
+    ) -> None:
         self._settings = settings
+        self._resolve = resolver or resolve
         self._inner = inner or httpcore.SyncBackend()
 
     def connect_tcp(
@@ -142,24 +151,31 @@ class GuardedBackend(httpcore.NetworkBackend):
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
 
-    @staticmethod
-    def _resolve(host: str, port: int) -> list[str]:
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
-        addresses: list[str] = []
-        for _family, _type, _proto, _canonname, sockaddr in infos:
-            ip = str(sockaddr[0])
-            if ip not in addresses:
-                addresses.append(ip)
-        return addresses
+
+def resolve(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to, in resolver order, without duplicates."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+    addresses: list[str] = []
+    for _family, _type, _proto, _canonname, sockaddr in infos:
+        ip = str(sockaddr[0])
+        if ip not in addresses:
+            addresses.append(ip)
+    return addresses
 
 
 class _GuardedTransport(httpx.HTTPTransport):
     """httpx's transport with its connection pool built on :class:`GuardedBackend`."""
 
-    def __init__(self, settings: Settings, ssl_context: ssl.SSLContext, limits: httpx.Limits):
+    def __init__(
+        self,
+        settings: Settings,
+        ssl_context: ssl.SSLContext,
+        limits: httpx.Limits,
+        resolver: Resolver | None,
+    ) -> None:
         super().__init__(verify=ssl_context, limits=limits, trust_env=False)
         # HTTPTransport has no network_backend parameter; rebuild its pool with ours.
         self._pool.close()
@@ -168,11 +184,11 @@ class _GuardedTransport(httpx.HTTPTransport):
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedBackend(settings),
+            network_backend=GuardedBackend(settings, resolver=resolver),
         )
 
 
-def make_http_client(settings: Settings) -> httpx.Client:
+def make_http_client(settings: Settings, *, resolver: Resolver | None = None) -> httpx.Client:
     """The one pooled keep-alive client of a worker process for webhook and Slack deliveries.
 
     Timeouts come from ``settings.http_timeout``, redirects are not followed, proxies from the
@@ -180,7 +196,8 @@ def make_http_client(settings: Settings) -> httpx.Client:
     ``settings.worker_send_concurrency``, and every new connection goes through
     :class:`GuardedBackend`. When ``settings.webhook_client_cert`` and ``webhook_client_key``
     are both set, the pair is offered to servers that request a client certificate (Quay's
-    ``ssl.cert``/``ssl.key``). The caller owns the client and closes it."""
+    ``ssl.cert``/``ssl.key``). ``resolver`` replaces the system resolver (tests). The caller
+    owns the client and closes it."""
     ssl_context = httpx.create_ssl_context(trust_env=False)
     if settings.webhook_client_cert and settings.webhook_client_key:
         ssl_context.load_cert_chain(settings.webhook_client_cert, settings.webhook_client_key)
@@ -189,7 +206,7 @@ def make_http_client(settings: Settings) -> httpx.Client:
         max_keepalive_connections=settings.worker_send_concurrency,
     )
     return httpx.Client(
-        transport=_GuardedTransport(settings, ssl_context, limits),
+        transport=_GuardedTransport(settings, ssl_context, limits, resolver),
         timeout=httpx.Timeout(settings.http_timeout),
         follow_redirects=False,
         trust_env=False,
