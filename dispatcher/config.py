@@ -99,6 +99,7 @@ class Settings(BaseSettings):
     record_batch_size: int = 500
     record_interval: float = 0.02
     sweep_batch_limit: int = 10_000
+    worker_queue: str = "dispatcher"
 
     # operating it: delivery log, retention, readiness, metrics
     delivery_log_default_limit: int = Field(default=20, ge=1)

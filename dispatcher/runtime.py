@@ -24,12 +24,25 @@ class Runtime:
     doorbell: Doorbell = field(default_factory=RecordingDoorbell)
 
     def close(self) -> None:
+        """Send any ring still waiting in the doorbell, then release database connections."""
+        close = getattr(self.doorbell, "close", None)
+        if callable(close):
+            close()
         self.engine.dispose()
 
 
 def create_runtime(settings: Settings, doorbell: Doorbell | None = None) -> Runtime:
+    """A runtime for ``settings``. Without an explicit ``doorbell``: with a broker configured,
+    rings go to the Celery workers (:class:`~dispatcher.worker.doorbells.CeleryDoorbell`);
+    embedded, to nobody until :func:`~dispatcher.worker.embedded.start_embedded` installs its
+    own, and the sweep rings whatever was written before."""
     engine = make_engine(settings.database_url)
     runtime = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine))
     if doorbell is not None:
         runtime.doorbell = doorbell
+    elif settings.broker_url:
+        from dispatcher.worker.app import create_celery
+        from dispatcher.worker.doorbells import CeleryDoorbell
+
+        runtime.doorbell = CeleryDoorbell(create_celery(settings), settings)
     return runtime

@@ -174,16 +174,10 @@ def queue_test(
     event = Event(repository_id=repository.id, name=notification.event, data=data, created_at=now)
     session.add(event)
     session.flush()
-    delivery = Delivery(
-        notification_id=notification.id,
-        event_id=event.id,
-        kind="test",
-        status="pending",
-        next_attempt_at=now,
-        lease_until=None,
-        created_at=now,
-    )
-    session.add(delivery)
+    from dispatcher.producer import create_deliveries  # the producer imports this module
+
+    (delivery_id,) = create_deliveries(session, [notification.id], event.id, "test", now)
     session.commit()
-    doorbell.ring([delivery.id])
+    delivery = session.get_one(Delivery, delivery_id)
+    doorbell.ring([delivery_id])
     return delivery

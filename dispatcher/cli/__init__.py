@@ -19,6 +19,9 @@ COMMAND_MODULES = (
     "repos",
     "notifications",
     "deliveries",
+    "worker",
+    "scheduler",
+    "emit",
 )
 
 

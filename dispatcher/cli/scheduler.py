@@ -1,0 +1,44 @@
+"""``dispatcher scheduler``: the periodic sweep that rings due and orphaned deliveries."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+from dispatcher.cli.common import cli_runtime
+
+
+def register(commands: Any) -> None:
+    scheduler = commands.add_parser(
+        "scheduler",
+        help="run the sweep that rings due retries and deliveries whose worker vanished",
+        description="Every DISPATCHER_SWEEP_INTERVAL seconds, ring the deliveries that are "
+        "pending and due and that no live worker holds. One is enough; more are harmless.",
+    )
+    scheduler.add_argument(
+        "--once", action="store_true", help="sweep once, print how many were rung, and exit"
+    )
+    scheduler.set_defaults(handler=_scheduler)
+
+
+def _scheduler(args: argparse.Namespace) -> int:
+    from dispatcher.scheduler import run_sweeper, sweep
+
+    with cli_runtime() as runtime:
+        if args.once:
+            print(sweep(runtime))
+            return 0
+        logging.basicConfig(level=runtime.settings.log_level)
+        stop = threading.Event()
+
+        def _stop(_signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        run_sweeper(runtime, stop)
+    return 0

@@ -1,0 +1,52 @@
+"""``dispatcher worker``: a Celery worker process delivering notifications."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from dispatcher.config import get_settings
+from dispatcher.errors import InvalidRequestError
+
+POOLS = ("solo", "threads", "prefork")
+
+
+def register(commands: Any) -> None:
+    worker = commands.add_parser(
+        "worker",
+        help="run a delivery worker (needs DISPATCHER_BROKER_URL)",
+        description="Run a Celery worker that claims rung deliveries and sends them on a pool "
+        "of DISPATCHER_WORKER_SEND_CONCURRENCY threads sharing one HTTP client. One solo "
+        "process per CPU core is the usual shape; --pool prefork forks --concurrency "
+        "children instead. Arguments after `--` go to Celery unchanged.",
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=None, help="Celery processes/threads (prefork, threads)"
+    )
+    worker.add_argument("--pool", choices=POOLS, default="solo", help="Celery pool (default solo)")
+    worker.add_argument("celery_args", nargs=argparse.REMAINDER, help="-- extra Celery arguments")
+    worker.set_defaults(handler=_worker)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from dispatcher.db import upgrade
+    from dispatcher.worker.app import create_celery
+
+    settings = get_settings()
+    if not settings.broker_url:
+        raise InvalidRequestError(
+            "dispatcher worker needs DISPATCHER_BROKER_URL (e.g. redis://localhost:6379/0); "
+            "without a broker, `dispatcher serve` delivers in-process"
+        )
+    upgrade(settings.database_url)
+    app = create_celery(settings)
+    argv = ["worker", f"--pool={args.pool}", f"--queues={settings.worker_queue}"]
+    argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    argv.append(f"--loglevel={settings.log_level}")
+    if args.concurrency:
+        argv.append(f"--concurrency={args.concurrency}")
+    extra = list(args.celery_args)
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    app.worker_main(argv + extra)
+    return 0

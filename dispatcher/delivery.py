@@ -1,0 +1,302 @@
+"""One delivery attempt: claim → render → send → (recorded by :mod:`dispatcher.recording`).
+
+Knows nothing of Celery; the worker task and the embedded worker both call these functions.
+
+State machine of a :class:`~dispatcher.models.Delivery`::
+
+    pending ──claim──▶ pending + claim_token, lease_until = now + lease_seconds
+       ▲                 │ attempt
+       │   transient,    ├── success ──────────────▶ succeeded   (counter := 0)
+       │   retries left  ├── permanent / exhausted ─▶ failed      (counter += 1)
+       └─ next_attempt_at├── internal error ───────▶ failed      (counter untouched)
+          = now + delay  └── target busy ─────────▶ pending again, no attempt counted
+
+* :func:`claim` takes the due, unclaimed rows among the ids in one UPDATE and stamps them with
+  one claim token; rows already final, not yet due or held by a live lease are left alone, so a
+  delivery rung twice is sent once. Event deliveries of a disabled notification end
+  ``skipped``; test deliveries and redeliveries are sent anyway.
+* :func:`attempt` renders and sends one claimed delivery and returns an :class:`Outcome`; it
+  never touches the database. Only ``TransientDeliveryError`` is retried; any other exception
+  of a sender is a programming error: logged, the delivery fails as "internal error".
+* Outcomes are written in batches by :func:`dispatcher.recording.record`, and only where the
+  claim token still matches (a worker whose lease expired changes nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal, cast
+
+from sqlalchemy import Table, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from dispatcher import metrics
+from dispatcher.config import Settings
+from dispatcher.errors import PermanentDeliveryError, TransientDeliveryError
+from dispatcher.events import get_event
+from dispatcher.models import Delivery, Event, Notification, Repository, utcnow
+from dispatcher.senders.base import RenderContext, Sender
+
+DELIVERY_TABLE = cast(Table, Delivery.__table__)
+
+log = logging.getLogger(__name__)
+
+Result = Literal["succeeded", "transient", "permanent", "internal", "released"]
+
+ERROR_MAX_CHARS = 1000
+INTERNAL_ERROR = "internal error"
+DISABLED_SKIP = "notification disabled"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One claimed delivery with everything needed to render and send it."""
+
+    delivery_id: str
+    claim_token: str
+    lease_until: datetime
+    kind: str
+    attempt_number: int
+    notification_id: int
+    notification_uuid: str
+    method: str
+    config: dict[str, Any]
+    title: str | None
+    event_name: str
+    data: dict[str, Any]
+    namespace: str
+    repository: str
+    performer: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one claimed delivery. ``released`` is no attempt: the delivery goes back
+    to pending after ``delay`` seconds (its target was saturated or its lease ran short)."""
+
+    job: Job
+    result: Result
+    started_at: datetime
+    latency_ms: float = 0.0
+    status_code: int | None = None
+    error: str | None = None
+    response_excerpt: str | None = None
+    retry_after: float | None = None
+    delay: float = field(default=0.0)
+
+
+def claim(
+    sessions: sessionmaker[Session],
+    delivery_ids: Sequence[str],
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+) -> list[Job]:
+    """Claim the due pending deliveries among ``delivery_ids`` for ``settings.lease_seconds``.
+
+    One UPDATE takes the rows that are pending, due and not held by a live claim; rows held by
+    someone else, final, or not due are not returned. Event deliveries whose notification is
+    disabled are marked ``skipped`` here and not returned."""
+    if not delivery_ids:
+        return []
+    now = now or utcnow()
+    token = str(uuid.uuid4())
+    lease_until = now + timedelta(seconds=settings.lease_seconds)
+    table = DELIVERY_TABLE
+    with sessions() as session, session.begin():
+        session.execute(
+            update(table)
+            .where(
+                table.c.id.in_(list(delivery_ids)),
+                table.c.status == "pending",
+                table.c.next_attempt_at <= now,
+                or_(table.c.claim_token.is_(None), table.c.lease_until < now),
+            )
+            .values(claim_token=token, lease_until=lease_until)
+        )
+        rows = session.execute(
+            select(
+                Delivery.id,
+                Delivery.kind,
+                Delivery.attempt_count,
+                Delivery.event_id,
+                Notification.id,
+                Notification.uuid,
+                Notification.method,
+                Notification.config,
+                Notification.title,
+                Notification.disabled_at,
+                Repository.namespace,
+                Repository.name,
+            )
+            .join(Notification, Notification.id == Delivery.notification_id)
+            .join(Repository, Repository.id == Notification.repository_id)
+            .where(Delivery.id.in_(list(delivery_ids)), Delivery.claim_token == token)
+        ).all()
+        skipped = [row for row in rows if row[9] is not None and row[1] == "event"]
+        if skipped:
+            _skip(session, [row[0] for row in skipped], now)
+            for row in skipped:
+                metrics.DELIVERIES.labels(method=row[6], outcome="skipped").inc()
+        live = [row for row in rows if not (row[9] is not None and row[1] == "event")]
+        events = _load_events(session, {row[3] for row in live})
+    jobs = []
+    for row in live:
+        name, data, performer = events[row[3]]
+        jobs.append(
+            Job(
+                delivery_id=row[0],
+                claim_token=token,
+                lease_until=lease_until,
+                kind=row[1],
+                attempt_number=row[2] + 1,
+                notification_id=row[4],
+                notification_uuid=row[5],
+                method=row[6],
+                config=row[7] or {},
+                title=row[8],
+                event_name=name,
+                data=data,
+                namespace=row[10],
+                repository=row[11],
+                performer=performer,
+            )
+        )
+    return jobs
+
+
+def _load_events(
+    session: Session, event_ids: set[str]
+) -> dict[str, tuple[str, dict[str, Any], dict[str, Any] | None]]:
+    if not event_ids:
+        return {}
+    rows = session.execute(
+        select(Event.id, Event.name, Event.data, Event.performer).where(
+            Event.id.in_(sorted(event_ids))
+        )
+    ).all()
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+
+def _skip(session: Session, delivery_ids: Sequence[str], now: datetime) -> None:
+    table = DELIVERY_TABLE
+    session.execute(
+        update(table)
+        .where(table.c.id.in_(list(delivery_ids)))
+        .values(
+            status="skipped",
+            finished_at=now,
+            claim_token=None,
+            lease_until=None,
+            last_error=DISABLED_SKIP,
+        )
+    )
+
+
+def attempt(job: Job, registry: Mapping[str, Sender], *, now: datetime | None = None) -> Outcome:
+    """Render and send ``job`` once; classify what happened. No database access."""
+    started_at = now or utcnow()
+    sender = registry.get(job.method)
+    if sender is None:
+        log.error("delivery %s: no sender for method %r", job.delivery_id, job.method)
+        return Outcome(job, "internal", started_at, error=INTERNAL_ERROR)
+    clock = time.perf_counter()
+    try:
+        context = RenderContext(
+            event=get_event(job.event_name),
+            data=job.data,
+            namespace=job.namespace,
+            repository=job.repository,
+            notification_uuid=job.notification_uuid,
+            title=job.title,
+            delivery_id=job.delivery_id,
+            attempt_at=started_at,
+            performer=job.performer,
+        )
+        message = sender.render(context, job.config)
+        clock = time.perf_counter()
+        receipt = sender.send(message)
+    except TransientDeliveryError as exc:
+        return Outcome(
+            job,
+            "transient",
+            started_at,
+            latency_ms=_elapsed_ms(clock),
+            status_code=exc.status_code,
+            error=trim(exc.message, ERROR_MAX_CHARS),
+            response_excerpt=exc.response_excerpt,
+            retry_after=exc.retry_after,
+        )
+    except PermanentDeliveryError as exc:
+        return Outcome(
+            job,
+            "permanent",
+            started_at,
+            latency_ms=_elapsed_ms(clock),
+            status_code=exc.status_code,
+            error=trim(exc.message, ERROR_MAX_CHARS),
+            response_excerpt=exc.response_excerpt,
+        )
+    except Exception:
+        # A sender may raise only the two delivery errors; anything else is our bug. It must
+        # not retry forever nor charge the notification, and it must be visible in the logs.
+        log.exception("delivery %s: internal error in %s sender", job.delivery_id, job.method)
+        return Outcome(
+            job, "internal", started_at, latency_ms=_elapsed_ms(clock), error=INTERNAL_ERROR
+        )
+    return Outcome(
+        job,
+        "succeeded",
+        started_at,
+        latency_ms=_elapsed_ms(clock),
+        status_code=receipt.status_code,
+        response_excerpt=receipt.response_excerpt,
+    )
+
+
+def released(job: Job, delay: float, *, now: datetime | None = None) -> Outcome:
+    """An outcome that hands ``job`` back to pending after ``delay`` s without an attempt."""
+    return Outcome(job, "released", now or utcnow(), delay=delay)
+
+
+def retry_delay(
+    attempt_number: int,
+    settings: Settings,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> float | None:
+    """Seconds to wait before retrying after failed attempt ``attempt_number`` (1-based), or
+    None when the schedule is exhausted.
+
+    The schedule's delay is scaled by a factor in ``[1 - retry_jitter, 1 + retry_jitter]``; a
+    ``Retry-After`` the target sent is honoured (never retried sooner), capped at
+    ``retry_after_max``."""
+    delays = settings.retry_delays
+    if attempt_number > len(delays):
+        return None
+    jitter = settings.retry_jitter
+    factor = 1.0 + (rng or random).uniform(-jitter, jitter) if jitter else 1.0
+    delay = delays[attempt_number - 1] * factor
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, settings.retry_after_max))
+    return max(delay, 0.0)
+
+
+def trim(text: str | None, limit: int) -> str | None:
+    """``text`` cut to ``limit`` characters, marked when cut."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)] + "…"
+
+
+def _elapsed_ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 3)
+
+
+__all__ = ["Job", "Outcome", "attempt", "claim", "released", "retry_delay", "trim"]

@@ -1,0 +1,324 @@
+"""Producers: store an event and fan it out to one delivery per matching notification.
+
+:func:`emit` is the one entry point behind ``dispatcher.emit(...)``, ``dispatcher emit`` and
+``POST /api/v1/repository/{ns}/{repo}/events``. In one transaction it registers the repository
+if it is new, stores the :class:`~dispatcher.models.Event` with Quay's event data, selects the
+repository's *enabled* notifications for the event (one query on ``(repository_id, event)``),
+keeps those whose ``eventConfig`` filter passes, and writes their deliveries with one bulk
+insert. It commits, and only then rings the doorbell, so a worker never looks for a row that is
+not yet visible.
+
+``repo_image_expiry`` is different because Quay's payload is per notification: the producer
+reports ``{"tags": [{"name": ..., "expires_at": ISO-8601 or epoch seconds}, ...]}``; each
+notification gets its own event with the tags expiring within its ``days`` that it has not
+announced yet for that expiry time (``tags`` as names, ``expiring_in``, ``notification_uuid``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dispatcher.config import Settings, get_settings
+from dispatcher.doorbell import Doorbell
+from dispatcher.errors import InvalidRequestError
+from dispatcher.events import EventType, event_data, expiry_days, get_event
+from dispatcher.models import Delivery, Event, ExpiryAnnouncement, Notification, Repository, utcnow
+from dispatcher.runtime import Runtime, create_runtime
+from dispatcher.service import ensure_repository, parse_repository_name
+
+EXPIRY_EVENT = "repo_image_expiry"
+
+
+@dataclass(frozen=True)
+class EmitResult:
+    """What one emit stored: the event's id and the deliveries queued for it."""
+
+    event_id: str
+    delivery_ids: tuple[str, ...]
+
+    @property
+    def deliveries(self) -> int:
+        return len(self.delivery_ids)
+
+
+def emit(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    doorbell: Doorbell,
+    repository: str,
+    event: str,
+    data: Mapping[str, Any],
+    performer: Mapping[str, Any] | None = None,
+) -> EmitResult:
+    """Store ``event`` for ``repository`` (``namespace/name``), fan it out, commit, then ring.
+
+    ``sessions`` is the runtime's session factory. Raises InvalidRequestError (unknown event,
+    bad repository name, data that is not an object, bad expiry times); nothing is stored then.
+    """
+    namespace, name = parse_repository_name(repository)
+    event_type = get_event(event)
+    if not isinstance(data, Mapping):
+        raise InvalidRequestError("Event data must be a JSON object")
+    with sessions() as session:
+        repo = ensure_repository(session, namespace, name)
+        result = fan_out(session, settings, repo, event_type, data, performer)
+        session.commit()
+    if result.delivery_ids:
+        doorbell.ring(result.delivery_ids)
+    return result
+
+
+_process_runtime: Runtime | None = None
+_process_lock = threading.Lock()
+
+
+def emit_with_process_runtime(
+    repository: str,
+    event: str,
+    data: Mapping[str, Any],
+    performer: Mapping[str, Any] | None = None,
+) -> EmitResult:
+    """:func:`emit` on the process-wide runtime (``dispatcher.emit``), built on first use from
+    :func:`~dispatcher.config.get_settings` with the database migrated; closed at exit, which
+    sends any ring still lingering in the doorbell."""
+    global _process_runtime
+    with _process_lock:
+        if _process_runtime is None:
+            from dispatcher.db import upgrade
+
+            settings = get_settings()
+            upgrade(settings.database_url)
+            _process_runtime = create_runtime(settings)
+            atexit.register(_process_runtime.close)
+        runtime = _process_runtime
+    return emit(
+        runtime.sessions, runtime.settings, runtime.doorbell, repository, event, data, performer
+    )
+
+
+def fan_out(
+    session: Session,
+    settings: Settings,
+    repository: Repository,
+    event_type: EventType,
+    data: Mapping[str, Any],
+    performer: Mapping[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
+) -> EmitResult:
+    """Store the event and its deliveries in ``session`` without committing."""
+    now = now or utcnow()
+    envelope = _envelope(settings, repository, event_type, data)
+    event_id = _insert_event(session, repository, event_type.name, envelope, performer, now)
+    rows = session.execute(
+        select(Notification.id, Notification.uuid, Notification.event_config).where(
+            Notification.repository_id == repository.id,
+            Notification.event == event_type.name,
+            Notification.disabled_at.is_(None),
+        )
+    ).all()
+    if event_type.name == EXPIRY_EVENT:
+        targets = _expiry_targets(session, settings, repository, rows, data, performer, now)
+        delivery_ids = create_deliveries(
+            session, [n for n, _ in targets], None, "event", now, [e for _, e in targets]
+        )
+        return EmitResult(event_id, tuple(delivery_ids))
+    matching = [
+        notification_id
+        for notification_id, _uuid, config in rows
+        if event_type.should_deliver(config or {}, envelope)
+    ]
+    return EmitResult(event_id, tuple(create_deliveries(session, matching, event_id, "event", now)))
+
+
+def create_deliveries(
+    session: Session,
+    notification_ids: Sequence[int],
+    event_id: str | None,
+    kind: str,
+    now: datetime,
+    event_ids: Sequence[str] | None = None,
+) -> list[str]:
+    """Insert one pending delivery per notification with one bulk insert; return their ids.
+
+    Every delivery is of ``event_id``, or of ``event_ids[i]`` when given. Ids are made here,
+    so nothing is read back. The lease is left empty: the caller rings after commit, and a
+    ring lost before a worker claims them is made good by the sweep."""
+    if not notification_ids:
+        return []
+    ids = [str(uuid.uuid4()) for _ in notification_ids]
+    session.execute(
+        insert(Delivery),
+        [
+            {
+                "id": delivery_id,
+                "notification_id": notification_id,
+                "event_id": event_ids[index] if event_ids is not None else event_id,
+                "kind": kind,
+                "status": "pending",
+                "attempt_count": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for index, (delivery_id, notification_id) in enumerate(
+                zip(ids, notification_ids, strict=True)
+            )
+        ],
+    )
+    return ids
+
+
+def _envelope(
+    settings: Settings, repository: Repository, event_type: EventType, data: Mapping[str, Any]
+) -> dict[str, Any]:
+    return event_data(
+        repository.namespace,
+        repository.name,
+        data,
+        server_hostname=settings.server_hostname,
+        url_scheme=settings.preferred_url_scheme,
+        subpage=event_type.subpage(dict(data)),
+    )
+
+
+def _insert_event(
+    session: Session,
+    repository: Repository,
+    name: str,
+    data: dict[str, Any],
+    performer: Mapping[str, Any] | None,
+    now: datetime,
+) -> str:
+    event_id = str(uuid.uuid4())
+    session.execute(
+        insert(Event),
+        [
+            {
+                "id": event_id,
+                "repository_id": repository.id,
+                "name": name,
+                "data": data,
+                "performer": dict(performer) if performer is not None else None,
+                "created_at": now,
+            }
+        ],
+    )
+    return event_id
+
+
+# -- repo_image_expiry ------------------------------------------------------------------------
+
+
+def _expiry_targets(
+    session: Session,
+    settings: Settings,
+    repository: Repository,
+    rows: Sequence[Any],
+    data: Mapping[str, Any],
+    performer: Mapping[str, Any] | None,
+    now: datetime,
+) -> list[tuple[int, str]]:
+    """Per notification, the tags to announce now; records the announcements and stores one
+    event per notification. Returns ``(notification_id, event_id)`` pairs."""
+    tags = parse_expiring_tags(data.get("tags"))
+    if not tags or not rows:
+        return []
+    announced = _announced(session, [row[0] for row in rows], tags)
+    event_type = get_event(EXPIRY_EVENT)
+    targets: list[tuple[int, str]] = []
+    announcements: list[dict[str, Any]] = []
+    for notification_id, notification_uuid, config in rows:
+        days = expiry_days(config or {})
+        if days is None:
+            continue
+        horizon = now + timedelta(days=days)
+        due = [
+            (tag, expires_at)
+            for tag, expires_at in tags
+            if now < expires_at <= horizon and (notification_id, tag, expires_at) not in announced
+        ]
+        if not due:
+            continue
+        announcements.extend(
+            {"notification_id": notification_id, "tag": tag, "expires_at": at, "created_at": now}
+            for tag, at in due
+        )
+        extra = {
+            "tags": [tag for tag, _ in due],
+            "expiring_in": f"{days} days",
+            "notification_uuid": notification_uuid,
+        }
+        envelope = _envelope(settings, repository, event_type, extra)
+        event_id = _insert_event(session, repository, EXPIRY_EVENT, envelope, performer, now)
+        targets.append((notification_id, event_id))
+    if announcements:
+        session.execute(insert(ExpiryAnnouncement), announcements)
+    return targets
+
+
+def _announced(
+    session: Session, notification_ids: Sequence[int], tags: Sequence[tuple[str, datetime]]
+) -> set[tuple[int, str, datetime]]:
+    names = sorted({tag for tag, _ in tags})
+    found = session.execute(
+        select(
+            ExpiryAnnouncement.notification_id,
+            ExpiryAnnouncement.tag,
+            ExpiryAnnouncement.expires_at,
+        ).where(
+            ExpiryAnnouncement.notification_id.in_(notification_ids),
+            ExpiryAnnouncement.tag.in_(names),
+        )
+    ).all()
+    return {(row[0], row[1], row[2]) for row in found}
+
+
+def parse_expiring_tags(value: Any) -> list[tuple[str, datetime]]:
+    """``[{"name", "expires_at"}, ...]`` → ``[(name, aware UTC datetime)]``."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidRequestError("repo_image_expiry data 'tags' must be a list")
+    tags: list[tuple[str, datetime]] = []
+    for item in value:
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            raise InvalidRequestError(
+                "repo_image_expiry tags must be objects with 'name' and 'expires_at'"
+            )
+        tags.append((item["name"], _parse_time(item.get("expires_at"), item["name"])))
+    return tags
+
+
+def _parse_time(value: Any, tag: str) -> datetime:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    raise InvalidRequestError(
+        f"Tag '{tag}': 'expires_at' must be an ISO-8601 time or epoch seconds"
+    )
+
+
+__all__ = [
+    "EmitResult",
+    "create_deliveries",
+    "emit",
+    "emit_with_process_runtime",
+    "fan_out",
+    "parse_expiring_tags",
+]

@@ -1,0 +1,274 @@
+"""Writing delivery outcomes: one transaction per batch of :class:`~dispatcher.delivery.Outcome`.
+
+:func:`record` applies an outcome only while the delivery still carries the claim token it was
+claimed with: a worker whose lease expired (and whose delivery the sweep handed to another)
+changes nothing. For the outcomes that apply, in one transaction it
+
+* inserts one :class:`~dispatcher.models.Attempt` per attempt (released outcomes are none),
+* updates each delivery: succeeded / failed / pending again with ``next_attempt_at`` (the
+  retry schedule of :func:`~dispatcher.delivery.retry_delay`), lease and claim cleared,
+* moves the failure counters: a failed delivery (permanent error or retries exhausted) adds 1
+  to its notification's ``number_of_failures``, a success sets it to 0 unless the notification
+  is disabled (only a reset re-enables), an internal error moves nothing,
+* disables notifications that reached ``settings.max_failures`` and marks their pending
+  *event* deliveries ``skipped``,
+
+then updates the Prometheus counters.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from dispatcher import metrics
+from dispatcher.config import Settings
+from dispatcher.delivery import DISABLED_SKIP, Outcome, retry_delay, trim
+from dispatcher.models import Attempt, Delivery, Notification, UTCDateTime, utcnow
+
+DELIVERY_TABLE = cast(Table, Delivery.__table__)
+NOTIFICATION_TABLE = cast(Table, Notification.__table__)
+
+
+@dataclass
+class RecordSummary:
+    """What one :func:`record` call changed (for tests, logs and benchmarks)."""
+
+    applied: int = 0
+    stale: int = 0
+    disabled: list[int] = field(default_factory=list)
+    skipped: int = 0
+
+
+@dataclass
+class _Row:
+    outcome: Outcome
+    status: str
+    next_attempt_at: datetime
+    attempt_count: int
+    finished_at: datetime | None
+    last_error: str | None
+    charge: bool | None  # True: +1, False: reset to 0, None: counter untouched
+
+
+def record(
+    sessions: sessionmaker[Session],
+    outcomes: Sequence[Outcome],
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+) -> RecordSummary:
+    """Write ``outcomes`` in one transaction (see the module docstring)."""
+    summary = RecordSummary()
+    if not outcomes:
+        return summary
+    now = now or utcnow()
+    rows = [_plan(outcome, settings, now, rng) for outcome in outcomes]
+    with sessions() as session, session.begin():
+        applied = _update_deliveries(session, rows)
+        summary.applied = len(applied)
+        summary.stale = len(rows) - len(applied)
+        attempts = [
+            _attempt_row(row, settings) for row in applied if row.outcome.result != "released"
+        ]
+        if attempts:
+            session.execute(insert(Attempt), attempts)
+        disabled = _move_counters(session, applied, settings, now)
+        summary.disabled = disabled
+        if disabled:
+            summary.skipped = _skip_pending(session, disabled, now)
+    _observe(applied, disabled)
+    return summary
+
+
+def _plan(outcome: Outcome, settings: Settings, now: datetime, rng: random.Random | None) -> _Row:
+    job = outcome.job
+    count = job.attempt_number
+    if outcome.result == "released":
+        return _Row(
+            outcome, "pending", now + timedelta(seconds=outcome.delay), count - 1, None, None, None
+        )
+    if outcome.result == "succeeded":
+        return _Row(outcome, "succeeded", now, count, now, None, False)
+    if outcome.result == "transient":
+        delay = retry_delay(count, settings, outcome.retry_after, rng)
+        if delay is not None:
+            return _Row(
+                outcome, "pending", now + timedelta(seconds=delay), count, None, outcome.error, None
+            )
+        return _Row(outcome, "failed", now, count, now, outcome.error, True)
+    if outcome.result == "permanent":
+        return _Row(outcome, "failed", now, count, now, outcome.error, True)
+    return _Row(outcome, "failed", now, count, now, outcome.error, None)
+
+
+def _update_deliveries(session: Session, rows: list[_Row]) -> list[_Row]:
+    """Apply each row where the claim token still matches; return the rows that applied.
+
+    The matching rows are stamped with a token of this write, read back by primary key, and
+    then cleared: an executemany UPDATE does not say which of its rows matched."""
+    table = DELIVERY_TABLE
+    stamp = str(uuid.uuid4())
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.claim_token == bindparam("b_claim"))
+        .values(
+            status=bindparam("b_status"),
+            attempt_count=bindparam("b_count"),
+            next_attempt_at=bindparam("b_next", type_=UTCDateTime()),
+            finished_at=bindparam("b_finished", type_=UTCDateTime()),
+            last_error=bindparam("b_error"),
+            lease_until=None,
+            claim_token=stamp,
+        ),
+        [
+            {
+                "b_id": row.outcome.job.delivery_id,
+                "b_claim": row.outcome.job.claim_token,
+                "b_status": row.status,
+                "b_count": row.attempt_count,
+                "b_next": row.next_attempt_at,
+                "b_finished": row.finished_at,
+                "b_error": row.last_error,
+            }
+            for row in rows
+        ],
+    )
+    ids = [row.outcome.job.delivery_id for row in rows]
+    matched = set(
+        session.scalars(select(table.c.id).where(table.c.id.in_(ids), table.c.claim_token == stamp))
+    )
+    if matched:
+        session.execute(
+            update(table).where(table.c.id.in_(sorted(matched))).values(claim_token=None)
+        )
+    applied: list[_Row] = []
+    for row in rows:
+        # a delivery appears once per batch; guard anyway so a duplicate cannot double-count
+        if row.outcome.job.delivery_id in matched:
+            matched.discard(row.outcome.job.delivery_id)
+            applied.append(row)
+    return applied
+
+
+def _attempt_row(row: _Row, settings: Settings) -> dict[str, Any]:
+    outcome = row.outcome
+    return {
+        "delivery_id": outcome.job.delivery_id,
+        "number": outcome.job.attempt_number,
+        "started_at": outcome.started_at,
+        "outcome": outcome.result,
+        "status_code": outcome.status_code,
+        "latency_ms": outcome.latency_ms,
+        "error": outcome.error,
+        "response_excerpt": trim(outcome.response_excerpt, settings.response_excerpt_bytes),
+    }
+
+
+def _move_counters(
+    session: Session, rows: list[_Row], settings: Settings, now: datetime
+) -> list[int]:
+    """Update ``number_of_failures`` in outcome order; return the notifications disabled now."""
+    streaks: dict[int, tuple[bool, int]] = {}  # notification -> (saw a success, failures since)
+    for row in rows:
+        if row.charge is None:
+            continue
+        notification_id = row.outcome.job.notification_id
+        succeeded, failures = streaks.get(notification_id, (False, 0))
+        streaks[notification_id] = (True, 0) if row.charge is False else (succeeded, failures + 1)
+    if not streaks:
+        return []
+    table = NOTIFICATION_TABLE
+    set_enabled = [{"b_id": nid, "b_n": n} for nid, (ok, n) in streaks.items() if ok]
+    add_any = [{"b_id": nid, "b_n": n} for nid, (ok, n) in streaks.items() if not ok]
+    add_disabled = [{"b_id": nid, "b_n": n} for nid, (ok, n) in streaks.items() if ok and n]
+    if set_enabled:
+        # A success clears the streak but must not re-enable: only a reset does that.
+        session.execute(
+            update(table)
+            .where(
+                table.c.id == bindparam("b_id"),
+                table.c.disabled_at.is_(None),
+                table.c.number_of_failures != bindparam("b_n"),
+            )
+            .values(number_of_failures=bindparam("b_n")),
+            set_enabled,
+        )
+    if add_any:
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(number_of_failures=table.c.number_of_failures + bindparam("b_n")),
+            add_any,
+        )
+    if add_disabled:
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.disabled_at.is_not(None))
+            .values(number_of_failures=table.c.number_of_failures + bindparam("b_n")),
+            add_disabled,
+        )
+    charged = sorted(nid for nid, (_ok, n) in streaks.items() if n)
+    if not charged:
+        return []
+    return list(
+        session.scalars(
+            update(table)
+            .where(
+                table.c.id.in_(charged),
+                table.c.disabled_at.is_(None),
+                table.c.number_of_failures >= settings.max_failures,
+            )
+            .values(disabled_at=now, updated_at=now)
+            .returning(table.c.id)
+        )
+    )
+
+
+def _skip_pending(session: Session, notification_ids: list[int], now: datetime) -> int:
+    table = DELIVERY_TABLE
+    result = session.execute(
+        update(table)
+        .where(
+            table.c.notification_id.in_(notification_ids),
+            table.c.status == "pending",
+            table.c.kind == "event",
+        )
+        .values(
+            status="skipped",
+            finished_at=now,
+            claim_token=None,
+            lease_until=None,
+            last_error=DISABLED_SKIP,
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _observe(rows: list[_Row], disabled: list[int]) -> None:
+    methods: dict[int, str] = {}
+    for row in rows:
+        outcome = row.outcome
+        method = outcome.job.method
+        methods[outcome.job.notification_id] = method
+        if outcome.result == "released":
+            continue
+        metrics.ATTEMPTS.labels(method=method, outcome=outcome.result).inc()
+        metrics.ATTEMPT_LATENCY.labels(method=method).observe(outcome.latency_ms / 1000.0)
+        if row.status == "pending":
+            metrics.RETRIES.labels(method=method).inc()
+        else:
+            metrics.DELIVERIES.labels(method=method, outcome=row.status).inc()
+    for notification_id in disabled:
+        metrics.NOTIFICATIONS_DISABLED.labels(method=methods.get(notification_id, "")).inc()
+
+
+__all__ = ["RecordSummary", "record"]

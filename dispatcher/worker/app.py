@@ -1,0 +1,77 @@
+"""The Celery app: one task, ``dispatcher.deliver_batch(ids)``.
+
+The broker is only a doorbell (see :mod:`dispatcher.doorbell`): messages carry delivery ids,
+never objects, and the database decides what is due. Retries are not Celery retries; their
+time lives in ``deliveries.next_attempt_at`` and the sweep rings them.
+
+Settings chosen for at-least-once delivery: ``task_acks_late`` and
+``task_reject_on_worker_lost`` (a message is acknowledged after its task ran), prefetch of one
+message per process, JSON only, no result backend.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_shutdown, worker_shutdown
+
+from dispatcher.config import Settings
+from dispatcher.worker.context import WorkerContext, build_context
+
+ContextFactory = Callable[[], WorkerContext]
+
+
+class _ContextHolder:
+    """Builds the process's :class:`WorkerContext` on first use: after a prefork child was
+    forked, so no thread, connection or socket crosses a fork."""
+
+    def __init__(self, factory: ContextFactory) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._context: WorkerContext | None = None
+
+    def get(self) -> WorkerContext:
+        with self._lock:
+            if self._context is None:
+                self._context = self._factory()
+            return self._context
+
+    def close(self, **_signal: Any) -> None:
+        with self._lock:
+            context, self._context = self._context, None
+        if context is not None:
+            context.close()
+
+
+def create_celery(settings: Settings, context_factory: ContextFactory | None = None) -> Celery:
+    """A Celery app for ``settings.broker_url`` (``memory://`` when none is set).
+
+    ``context_factory`` builds the per-process worker context (default: real senders on
+    netguard's client); tests pass one with fake senders."""
+    app = Celery("dispatcher", broker=settings.broker_url or "memory://", set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=settings.worker_queue,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+    )
+    holder = _ContextHolder(context_factory or (lambda: build_context(settings)))
+
+    @app.task(name="dispatcher.deliver_batch", ignore_result=True)  # type: ignore[untyped-decorator]
+    def deliver_batch(delivery_ids: list[str]) -> int:
+        return holder.get().deliver(delivery_ids)
+
+    worker_shutdown.connect(holder.close, weak=False)
+    worker_process_shutdown.connect(holder.close, weak=False)
+    app.dispatcher_context = holder
+    return app

@@ -1,0 +1,61 @@
+"""What one worker process holds, built once per process (after a prefork fork)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import httpx
+
+from dispatcher.config import Settings
+from dispatcher.delivery import claim
+from dispatcher.runtime import Runtime, create_runtime
+from dispatcher.senders.base import Sender
+from dispatcher.worker.pool import SenderPool
+
+
+class WorkerContext:
+    """A runtime, one sender registry (sharing one pooled HTTP client) and one sender pool."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        registry: Mapping[str, Sender],
+        http_client: httpx.Client | None = None,
+        *,
+        owns_runtime: bool = False,
+    ) -> None:
+        self.runtime = runtime
+        self.registry = registry
+        self._http_client = http_client
+        self._owns_runtime = owns_runtime
+        self.pool = SenderPool(runtime.sessions, runtime.settings, registry)
+
+    def deliver(self, delivery_ids: Sequence[str]) -> int:
+        """Claim the due deliveries among ``delivery_ids`` and hand them to the sender pool;
+        return how many were claimed. Returns once they are queued, not sent: a worker that
+        dies with them queued loses only its leases, and the sweep rings them again. Blocks
+        while the pool is full (backpressure on the broker consumer)."""
+        jobs = claim(self.runtime.sessions, delivery_ids, self.runtime.settings)
+        if jobs:
+            self.pool.submit(jobs)
+        return len(jobs)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Finish in-flight sends, hand back waiting ones, record everything, close clients."""
+        self.pool.stop(timeout)
+        if self._http_client is not None:
+            self._http_client.close()
+        if self._owns_runtime:
+            self.runtime.close()
+
+
+def build_context(settings: Settings, runtime: Runtime | None = None) -> WorkerContext:
+    """The production context: netguard's pooled client and the senders' registry."""
+    from dispatcher.netguard import make_http_client
+    from dispatcher.senders import build_registry
+
+    owns_runtime = runtime is None
+    runtime = runtime or create_runtime(settings)
+    http_client = make_http_client(settings)
+    registry = build_registry(settings, http_client)
+    return WorkerContext(runtime, registry, http_client, owns_runtime=owns_runtime)

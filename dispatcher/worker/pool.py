@@ -1,0 +1,218 @@
+"""The per-process sender pool: threads that send claimed deliveries and a recorder that writes
+their outcomes in batches.
+
+``settings.worker_send_concurrency`` threads share one sender registry (and so one pooled
+HTTP client). Jobs wait in one queue per *target* (``Sender.target_key``, e.g. a webhook's
+host); at most ``settings.worker_per_host_concurrency`` jobs of one target are in flight, and
+targets take turns, so an endpoint that hangs holds only its own slots. A target whose queue
+already holds ``settings.worker_per_host_queued`` jobs gets further jobs handed back to pending
+for ``settings.target_busy_delay`` seconds (no attempt counted). A job whose lease would run out
+before its send could time out is handed back too, rather than risk a second sender.
+
+:meth:`SenderPool.submit` applies backpressure: it blocks while ``settings.worker_max_queued``
+jobs wait. Outcomes go to the recorder thread, which calls :func:`dispatcher.recording.record`
+once per ``settings.record_batch_size`` outcomes or ``settings.record_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from dispatcher.config import Settings
+from dispatcher.delivery import Job, Outcome, attempt, released
+from dispatcher.models import utcnow
+from dispatcher.recording import record
+from dispatcher.senders.base import Sender
+
+log = logging.getLogger(__name__)
+
+Recorder = Callable[[Sequence[Outcome]], object]
+
+
+class SenderPool:
+    """Send jobs on a bounded thread pool and record their outcomes in batches.
+
+    Thread-safe. Call :meth:`stop` to finish: in-flight sends complete, waiting jobs are
+    handed back to pending, and every outcome is recorded before it returns."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        registry: Mapping[str, Sender],
+        *,
+        recorder: Recorder | None = None,
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._record: Recorder = recorder or (lambda outcomes: record(sessions, outcomes, settings))
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._space = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
+        self._waiting: dict[str, deque[Job]] = {}
+        self._ready: deque[str] = deque()
+        self._ready_keys: set[str] = set()
+        self._inflight: dict[str, int] = {}
+        self._queued = 0
+        self._busy = 0
+        self._unrecorded = 0
+        self._stopping = False
+        self._outcomes: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._send_loop, name=f"sender-{n}", daemon=True)
+            for n in range(settings.worker_send_concurrency)
+        ]
+        self._recorder = threading.Thread(target=self._record_loop, name="recorder", daemon=True)
+        for thread in [*self._threads, self._recorder]:
+            thread.start()
+
+    # -- producers' side ----------------------------------------------------------------------
+
+    def submit(self, jobs: Sequence[Job]) -> None:
+        """Queue ``jobs``; blocks while the pool already holds ``worker_max_queued`` jobs."""
+        settings = self._settings
+        overflow: list[Job] = []
+        with self._lock:
+            while self._queued >= settings.worker_max_queued and not self._stopping:
+                self._space.wait()
+            for job in jobs:
+                key = self._target_key(job)
+                waiting = self._waiting.setdefault(key, deque())
+                if self._stopping or len(waiting) >= settings.worker_per_host_queued:
+                    overflow.append(job)
+                    continue
+                waiting.append(job)
+                self._queued += 1
+                self._mark_ready(key)
+            self._unrecorded += len(jobs)
+            self._work.notify(len(jobs))
+        for job in overflow:
+            self._emit(released(job, settings.target_busy_delay))
+
+    def _target_key(self, job: Job) -> str:
+        sender = self._registry.get(job.method)
+        if sender is None:
+            return ""
+        try:
+            return f"{job.method}:{sender.target_key(job.config)}"
+        except Exception:  # a broken config is reported by the attempt, not here
+            return f"{job.method}:"
+
+    def _mark_ready(self, key: str) -> None:
+        """With the lock held: offer ``key`` to the senders if it has work and a free slot."""
+        if (
+            self._waiting.get(key)
+            and self._inflight.get(key, 0) < self._settings.worker_per_host_concurrency
+            and key not in self._ready_keys
+        ):
+            self._ready.append(key)
+            self._ready_keys.add(key)
+
+    # -- senders ------------------------------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        margin = timedelta(seconds=self._settings.http_timeout + 1.0)
+        while True:
+            with self._lock:
+                while not self._ready and not self._stopping:
+                    self._work.wait()
+                if not self._ready:
+                    return
+                key = self._ready.popleft()
+                self._ready_keys.discard(key)
+                job = self._waiting[key].popleft()
+                if not self._waiting[key]:
+                    del self._waiting[key]
+                self._queued -= 1
+                self._busy += 1
+                self._inflight[key] = self._inflight.get(key, 0) + 1
+                self._mark_ready(key)
+                if self._ready:
+                    self._work.notify()
+                self._space.notify()
+            try:
+                if self._stopping or job.lease_until - utcnow() < margin:
+                    outcome = released(job, 0.0)
+                else:
+                    outcome = attempt(job, self._registry)
+            finally:
+                with self._lock:
+                    self._busy -= 1
+                    self._inflight[key] -= 1
+                    if not self._inflight[key]:
+                        del self._inflight[key]
+                    self._mark_ready(key)
+                    if self._ready:
+                        self._work.notify()
+            self._emit(outcome)
+
+    # -- recorder -----------------------------------------------------------------------------
+
+    def _emit(self, outcome: Outcome) -> None:
+        self._outcomes.put(outcome)
+
+    def _record_loop(self) -> None:
+        settings = self._settings
+        finished = False
+        while not finished:
+            first = self._outcomes.get()
+            if first is None:
+                break
+            batch = [first]
+            deadline = time.monotonic() + settings.record_interval
+            while len(batch) < settings.record_batch_size:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = self._outcomes.get(timeout=max(remaining, 0.001))
+                except queue.Empty:
+                    break
+                if item is None:
+                    finished = True
+                    break
+                batch.append(item)
+            self._write(batch)
+
+    def _write(self, batch: list[Outcome]) -> None:
+        try:
+            self._record(batch)
+        except SQLAlchemyError:
+            # The claims are still held; when their leases expire the sweep rings them again,
+            # so these deliveries are retried, never lost (at least once).
+            log.exception("could not record %d delivery outcomes", len(batch))
+        with self._lock:
+            self._unrecorded -= len(batch)
+            if self._unrecorded <= 0:
+                self._idle.notify_all()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until every submitted job has been sent and recorded; False on timeout."""
+        with self._lock:
+            return self._idle.wait_for(lambda: self._unrecorded <= 0, timeout)
+
+    @property
+    def queued(self) -> int:
+        with self._lock:
+            return self._queued + self._busy
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting work, hand waiting jobs back, finish in-flight sends, record all."""
+        with self._lock:
+            self._stopping = True
+            self._work.notify_all()
+            self._space.notify_all()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._outcomes.put(None)
+        self._recorder.join(timeout)

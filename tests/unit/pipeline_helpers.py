@@ -1,0 +1,134 @@
+"""Helpers for the delivery-pipeline unit tests: a migrated SQLite file per test, a scripted
+fake sender, and shortcuts to add notifications."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from dispatcher.config import Settings
+from dispatcher.db import upgrade
+from dispatcher.doorbell import RecordingDoorbell
+from dispatcher.errors import PermanentDeliveryError, TransientDeliveryError
+from dispatcher.models import Notification, Repository
+from dispatcher.runtime import Runtime, create_runtime
+from dispatcher.senders.base import Receipt, RenderContext
+
+_TEMPLATE: dict[str, Path] = {}
+_TEMPLATE_LOCK = threading.Lock()
+
+
+def migrated_sqlite(tmp_path: Path, template_dir: Path) -> str:
+    """A fresh, migrated SQLite database (copied from one migrated once per run)."""
+    with _TEMPLATE_LOCK:
+        if "db" not in _TEMPLATE:
+            template = template_dir / "template.db"
+            upgrade(f"sqlite:///{template}")
+            _TEMPLATE["db"] = template
+    target = tmp_path / "dispatcher.db"
+    shutil.copy(_TEMPLATE["db"], target)
+    return f"sqlite:///{target}"
+
+
+def make_runtime(database_url: str, **overrides: Any) -> Runtime:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "server_hostname": "quay.example.com",
+        "preferred_url_scheme": "https",
+        "retry_schedule": "10,60",
+        "retry_jitter": 0.0,
+        "worker_send_concurrency": 4,
+        "worker_per_host_concurrency": 2,
+        "record_interval": 0.005,
+    }
+    values.update(overrides)
+    return create_runtime(Settings(**values), doorbell=RecordingDoorbell())
+
+
+Behaviour = Callable[[dict[str, Any]], Receipt]
+
+
+class FakeSender:
+    """A webhook-like sender whose ``send`` follows ``config["script"]``: a list of
+    ``"ok"``, ``"transient"``, ``"transient:<retry_after>"``, ``"permanent"``, ``"boom"``
+    (a bug) or ``"block"`` (waits for :attr:`release`), one per attempt, the last repeated."""
+
+    method: ClassVar[str] = "webhook"
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+        self._attempts: dict[str, int] = {}
+
+    def validate_config(self, config: dict[str, Any], settings: Settings) -> dict[str, Any]:
+        return config
+
+    def target_key(self, config: dict[str, Any]) -> str:
+        return str(config.get("url", ""))
+
+    def describe(self, config: dict[str, Any]) -> str:
+        return str(config.get("url", ""))
+
+    def render(self, context: RenderContext, config: dict[str, Any]) -> dict[str, Any]:
+        return {"id": context.delivery_id, "data": context.data, "config": config}
+
+    def send(self, message: dict[str, Any]) -> Receipt:
+        script = message["config"].get("script", ["ok"])
+        with self._lock:
+            count = self._attempts.get(message["id"], 0)
+            self._attempts[message["id"]] = count + 1
+        step = script[min(count, len(script) - 1)]
+        if step == "block":
+            self.release.wait(10)
+            step = "ok"
+        if step.startswith("transient"):
+            _, _, after = step.partition(":")
+            raise TransientDeliveryError(
+                "HTTP 503", status_code=503, retry_after=float(after) if after else None
+            )
+        if step == "permanent":
+            raise PermanentDeliveryError("HTTP 404", status_code=404, response_excerpt="nope")
+        if step == "boom":
+            raise RuntimeError("a bug")
+        with self._lock:
+            self.sent.append(message)
+        return Receipt(status_code=200, response_excerpt="ok")
+
+
+def add_repository(runtime: Runtime, full_name: str = "acme/web") -> int:
+    namespace, name = full_name.split("/")
+    with runtime.sessions.begin() as session:
+        repository = Repository(namespace=namespace, name=name)
+        session.add(repository)
+        session.flush()
+        return repository.id
+
+
+def add_notification(
+    runtime: Runtime,
+    repository_id: int,
+    *,
+    event: str = "repo_push",
+    config: dict[str, Any] | None = None,
+    event_config: dict[str, Any] | None = None,
+    disabled: bool = False,
+) -> int:
+    from dispatcher.models import utcnow
+
+    with runtime.sessions.begin() as session:
+        notification = Notification(
+            repository_id=repository_id,
+            event=event,
+            method="webhook",
+            config=config or {"url": "http://hook.example/a"},
+            event_config=event_config or {},
+            number_of_failures=3 if disabled else 0,
+            disabled_at=utcnow() if disabled else None,
+        )
+        session.add(notification)
+        session.flush()
+        return notification.id

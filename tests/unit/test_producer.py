@@ -1,0 +1,215 @@
+"""Fan-out: filters, disabled notifications, bulk deliveries, image expiry, ringing after commit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from dispatcher import producer
+from dispatcher.errors import InvalidRequestError, UnknownEventError
+from dispatcher.models import Delivery, Event, Notification, utcnow
+from dispatcher.runtime import Runtime
+from dispatcher.service import queue_test
+from tests.unit.pipeline_helpers import add_notification, add_repository, make_runtime, migrated_sqlite
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    rt = make_runtime(migrated_sqlite(tmp_path, tmp_path_factory.getbasetemp()))
+    yield rt
+    rt.close()
+
+
+def emit(runtime: Runtime, event: str, data: dict[str, object], repo: str = "acme/web"):  # type: ignore[no-untyped-def]
+    return producer.emit(runtime.sessions, runtime.settings, runtime.doorbell, repo, event, data)
+
+
+def deliveries(runtime: Runtime) -> Sequence[Delivery]:
+    with runtime.sessions() as session:
+        return session.scalars(select(Delivery)).all()
+
+
+def test_emit_registers_repository_and_stores_quay_event_data(runtime: Runtime) -> None:
+    result = emit(runtime, "repo_push", {"updated_tags": ["v1"]}, repo="acme/new")
+    assert result.deliveries == 0
+    with runtime.sessions() as session:
+        event = session.get_one(Event, result.event_id)
+        assert event.data == {
+            "repository": "acme/new",
+            "namespace": "acme",
+            "name": "new",
+            "docker_url": "quay.example.com/acme/new",
+            "homepage": "https://quay.example.com/repository/acme/new",
+            "updated_tags": ["v1"],
+        }
+
+
+def test_build_event_homepage_has_build_subpage(runtime: Runtime) -> None:
+    result = emit(runtime, "build_success", {"build_id": "b-1", "trigger_metadata": {}})
+    with runtime.sessions() as session:
+        data = session.get_one(Event, result.event_id).data
+    assert data["homepage"] == "https://quay.example.com/repository/acme/web/build/b-1"
+
+
+def test_fan_out_one_delivery_per_enabled_matching_notification(runtime: Runtime) -> None:
+    repo = add_repository(runtime)
+    wanted = add_notification(runtime, repo)
+    add_notification(runtime, repo, disabled=True)
+    add_notification(runtime, repo, event="build_success")
+    other = add_repository(runtime, "acme/other")
+    add_notification(runtime, other)
+
+    result = emit(runtime, "repo_push", {"updated_tags": ["v1"]})
+
+    rows = deliveries(runtime)
+    assert [d.notification_id for d in rows] == [wanted]
+    assert rows[0].kind == "event" and rows[0].status == "pending"
+    assert rows[0].event_id == result.event_id
+    assert runtime.doorbell.rung == list(result.delivery_ids)  # type: ignore[attr-defined]
+
+
+def test_filters_apply_at_fan_out(runtime: Runtime) -> None:
+    repo = add_repository(runtime)
+    main = add_notification(
+        runtime, repo, event="build_success", event_config={"ref-regex": "refs/heads/main"}
+    )
+    add_notification(
+        runtime, repo, event="build_success", event_config={"ref-regex": "refs/tags/.*"}
+    )
+    result = emit(
+        runtime, "build_success", {"build_id": "b", "trigger_metadata": {"ref": "refs/heads/main"}}
+    )
+    assert result.deliveries == 1
+    assert [d.notification_id for d in deliveries(runtime)] == [main]
+
+
+def test_vulnerability_level_filter(runtime: Runtime) -> None:
+    repo = add_repository(runtime)
+    add_notification(runtime, repo, event="vulnerability_found", event_config={"level": 1})
+    low = {"tags": ["x"], "vulnerability": {"priority": "Low"}}
+    high = {"tags": ["x"], "vulnerability": {"priority": "High"}}
+    assert emit(runtime, "vulnerability_found", low).deliveries == 0
+    assert emit(runtime, "vulnerability_found", high).deliveries == 1
+
+
+def test_ring_happens_after_commit(runtime: Runtime) -> None:
+    repo = add_repository(runtime)
+    add_notification(runtime, repo)
+    seen: list[int] = []
+
+    class CheckingDoorbell:
+        def ring(self, ids: Sequence[str]) -> None:
+            with runtime.sessions() as session:  # a new connection sees only committed rows
+                seen.append(
+                    session.scalar(select(func.count()).where(Delivery.id.in_(list(ids)))) or 0
+                )
+
+    producer.emit(
+        runtime.sessions, runtime.settings, CheckingDoorbell(), "acme/web", "repo_push", {}
+    )
+    assert seen == [1]
+
+
+def test_nothing_matching_rings_nothing(runtime: Runtime) -> None:
+    emit(runtime, "repo_push", {})
+    assert runtime.doorbell.rung == []  # type: ignore[attr-defined]
+
+
+def test_bad_input_stores_nothing(runtime: Runtime) -> None:
+    with pytest.raises(UnknownEventError):
+        emit(runtime, "nope", {})
+    with pytest.raises(InvalidRequestError):
+        emit(runtime, "repo_push", {}, repo="Not A Repo")
+    with pytest.raises(InvalidRequestError):
+        producer.emit(
+            runtime.sessions, runtime.settings, runtime.doorbell, "a/b", "repo_push", [1]  # type: ignore[arg-type]
+        )
+    with runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Event)) == 0
+
+
+def test_bulk_fan_out_to_many_notifications(runtime: Runtime) -> None:
+    repo = add_repository(runtime)
+    now = utcnow()
+    with runtime.sessions.begin() as session:
+        session.execute(
+            insert(Notification),
+            [
+                {
+                    "uuid": f"00000000-0000-0000-0000-{n:012d}",
+                    "repository_id": repo,
+                    "event": "repo_push",
+                    "method": "webhook",
+                    "config": {"url": f"http://hook.example/{n}"},
+                    "event_config": {},
+                    "number_of_failures": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for n in range(2000)
+            ],
+        )
+    started = time.perf_counter()
+    result = emit(runtime, "repo_push", {"updated_tags": ["v1"]})
+    elapsed = time.perf_counter() - started
+    assert result.deliveries == 2000
+    assert len(set(result.delivery_ids)) == 2000
+    assert len(deliveries(runtime)) == 2000
+    assert elapsed < 5  # the figure that matters is in bench/; this only catches a row-by-row loop
+
+
+def test_queue_test_creates_a_test_delivery_even_when_disabled(runtime: Runtime) -> None:
+    repo = add_repository(runtime)
+    notification_id = add_notification(runtime, repo, disabled=True)
+    with runtime.sessions() as session:
+        notification = session.get_one(Notification, notification_id)
+        delivery = queue_test(session, notification, runtime.settings, runtime.doorbell)
+    assert delivery.kind == "test" and delivery.status == "pending"
+    assert runtime.doorbell.rung == [delivery.id]  # type: ignore[attr-defined]
+
+
+# -- repo_image_expiry ------------------------------------------------------------------------
+
+
+def test_image_expiry_announces_tags_within_days_once(runtime: Runtime) -> None:
+    repo = add_repository(runtime)
+    week = add_notification(runtime, repo, event="repo_image_expiry", event_config={"days": 7})
+    day = add_notification(runtime, repo, event="repo_image_expiry", event_config={"days": 1})
+    now = utcnow()
+    tags = {
+        "tags": [
+            {"name": "soon", "expires_at": (now + timedelta(hours=12)).isoformat()},
+            {"name": "later", "expires_at": (now + timedelta(days=3)).timestamp()},
+            {"name": "far", "expires_at": (now + timedelta(days=30)).isoformat()},
+            {"name": "gone", "expires_at": (now - timedelta(days=1)).isoformat()},
+        ]
+    }
+    result = emit(runtime, "repo_image_expiry", tags)
+    assert result.deliveries == 2
+    with runtime.sessions() as session:
+        by_notification = {
+            d.notification_id: session.get_one(Event, d.event_id).data
+            for d in session.scalars(select(Delivery))
+        }
+        uuids = {n.id: n.uuid for n in session.scalars(select(Notification))}
+    assert by_notification[week]["tags"] == ["soon", "later"]
+    assert by_notification[week]["expiring_in"] == "7 days"
+    assert by_notification[week]["notification_uuid"] == uuids[week]
+    assert by_notification[week]["repository"] == "acme/web"
+    assert by_notification[day]["tags"] == ["soon"]
+    assert by_notification[day]["expiring_in"] == "1 days"
+
+    # the same report again announces nothing; a new expiry time of a tag is announced
+    assert emit(runtime, "repo_image_expiry", tags).deliveries == 0
+    moved = {"tags": [{"name": "soon", "expires_at": (now + timedelta(hours=13)).isoformat()}]}
+    assert emit(runtime, "repo_image_expiry", moved).deliveries == 2
+
+
+def test_image_expiry_rejects_bad_times(runtime: Runtime) -> None:
+    with pytest.raises(InvalidRequestError, match="expires_at"):
+        emit(runtime, "repo_image_expiry", {"tags": [{"name": "x", "expires_at": "soon"}]})
