@@ -26,7 +26,7 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from dispatcher.config import Settings
 
@@ -110,10 +110,11 @@ class JSONFormatter(logging.Formatter):
         return scrub(json.dumps(entry, default=str))
 
 
-def configure_logging(settings: Settings) -> None:
-    """Route every logger through one stderr handler in ``settings.log_format`` at
-    ``settings.log_level``. Calling it again replaces the handler (no duplicate lines)."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
+    """Route every logger through one handler writing to ``stream`` (stderr by default) in
+    ``settings.log_format`` at ``settings.log_level``. Calling it again replaces the handler
+    (no duplicate lines)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JSONFormatter() if settings.log_format == "json" else TextFormatter())
     handler.addFilter(SecretFilter())
     root = logging.getLogger()
