@@ -15,7 +15,12 @@ from dispatcher.errors import InvalidRequestError, UnknownEventError
 from dispatcher.models import Delivery, Event, Notification, utcnow
 from dispatcher.runtime import Runtime
 from dispatcher.service import queue_test
-from tests.unit.pipeline_helpers import add_notification, add_repository, make_runtime, migrated_sqlite
+from tests.unit.pipeline_helpers import (
+    add_notification,
+    add_repository,
+    make_runtime,
+    migrated_sqlite,
+)
 
 
 @pytest.fixture
@@ -127,7 +132,12 @@ def test_bad_input_stores_nothing(runtime: Runtime) -> None:
         emit(runtime, "repo_push", {}, repo="Not A Repo")
     with pytest.raises(InvalidRequestError):
         producer.emit(
-            runtime.sessions, runtime.settings, runtime.doorbell, "a/b", "repo_push", [1]  # type: ignore[arg-type]
+            runtime.sessions,
+            runtime.settings,
+            runtime.doorbell,
+            "a/b",
+            "repo_push",
+            [1],  # type: ignore[arg-type]
         )
     with runtime.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Event)) == 0

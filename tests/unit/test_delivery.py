@@ -1,0 +1,395 @@
+"""The delivery state machine with a fake sender: claim, attempt, record, sweep, sender pool."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from dispatcher import producer
+from dispatcher.delivery import Job, Outcome, attempt, claim, retry_delay
+from dispatcher.models import Attempt, Delivery, Notification, utcnow
+from dispatcher.recording import record
+from dispatcher.runtime import Runtime
+from dispatcher.scheduler import sweep
+from dispatcher.service import queue_test
+from dispatcher.worker.pool import SenderPool
+from tests.unit.pipeline_helpers import (
+    FakeSender,
+    add_notification,
+    add_repository,
+    make_runtime,
+    migrated_sqlite,
+)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return migrated_sqlite(tmp_path, tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture
+def runtime(db_url: str) -> Iterator[Runtime]:
+    rt = make_runtime(db_url)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def sender() -> FakeSender:
+    return FakeSender()
+
+
+def notify(runtime: Runtime, script: list[str] | None = None, **kwargs: Any) -> int:
+    repo_id = _repo(runtime)
+    config = {"url": kwargs.pop("url", "http://hook.example/a"), "script": script or ["ok"]}
+    return add_notification(runtime, repo_id, config=config, **kwargs)
+
+
+def _repo(runtime: Runtime) -> int:
+    from dispatcher.service import find_repository
+
+    with runtime.sessions() as session:
+        found = find_repository(session, "acme", "web")
+        if found is not None:
+            return found.id
+    return add_repository(runtime)
+
+
+def emit(runtime: Runtime) -> list[str]:
+    result = producer.emit(
+        runtime.sessions, runtime.settings, runtime.doorbell, "acme/web", "repo_push", {}
+    )
+    return list(result.delivery_ids)
+
+
+def run_once(runtime: Runtime, sender: FakeSender, ids: list[str], **kwargs: Any) -> list[Outcome]:
+    """Claim, attempt and record ``ids`` synchronously."""
+    jobs = claim(runtime.sessions, ids, runtime.settings, now=kwargs.get("now"))
+    outcomes = [attempt(job, {"webhook": sender}) for job in jobs]
+    record(runtime.sessions, outcomes, runtime.settings, now=kwargs.get("now"))
+    return outcomes
+
+
+def delivery(runtime: Runtime, delivery_id: str) -> Delivery:
+    with runtime.sessions() as session:
+        return session.get_one(Delivery, delivery_id)
+
+
+def notification(runtime: Runtime, notification_id: int) -> Notification:
+    with runtime.sessions() as session:
+        return session.get_one(Notification, notification_id)
+
+
+def attempts(runtime: Runtime, delivery_id: str) -> list[Attempt]:
+    with runtime.sessions() as session:
+        return list(
+            session.scalars(
+                select(Attempt).where(Attempt.delivery_id == delivery_id).order_by(Attempt.number)
+            )
+        )
+
+
+def test_success_records_attempt_and_clears_counter(runtime: Runtime, sender: FakeSender) -> None:
+    nid = notify(runtime)
+    with runtime.sessions.begin() as session:
+        session.get_one(Notification, nid).number_of_failures = 2
+    (did,) = emit(runtime)
+    run_once(runtime, sender, [did])
+    row = delivery(runtime, did)
+    assert (row.status, row.attempt_count, row.claim_token, row.lease_until) == (
+        "succeeded",
+        1,
+        None,
+        None,
+    )
+    assert row.finished_at is not None
+    (only,) = attempts(runtime, did)
+    assert (only.outcome, only.status_code, only.response_excerpt) == ("succeeded", 200, "ok")
+    assert notification(runtime, nid).number_of_failures == 0
+    assert len(sender.sent) == 1 and sender.sent[0]["id"] == did
+
+
+def test_transient_schedules_retry_in_database(runtime: Runtime, sender: FakeSender) -> None:
+    notify(runtime, ["transient"])
+    (did,) = emit(runtime)
+    before = utcnow()
+    run_once(runtime, sender, [did])
+    row = delivery(runtime, did)
+    assert (row.status, row.attempt_count, row.claim_token, row.lease_until) == (
+        "pending",
+        1,
+        None,
+        None,
+    )
+    assert (
+        before + timedelta(seconds=9.9) <= row.next_attempt_at <= utcnow() + timedelta(seconds=10.1)
+    )
+    assert row.last_error == "HTTP 503"
+    # not due yet: a ring claims nothing
+    assert claim(runtime.sessions, [did], runtime.settings) == []
+
+
+def test_retry_delay_jitter_bounds_and_exhaustion(runtime: Runtime) -> None:
+    settings = runtime.settings.model_copy(
+        update={"retry_schedule": "10,0.25", "retry_jitter": 0.2}
+    )
+    rng = random.Random(7)
+    samples = [retry_delay(1, settings, rng=rng) for _ in range(500)]
+    assert all(s is not None and 8.0 <= s <= 12.0 for s in samples)
+    assert max(s for s in samples if s) - min(s for s in samples if s) > 2.0  # it does vary
+    assert 0.2 <= (retry_delay(2, settings, rng=rng) or 0) <= 0.3  # sub-second works
+    assert retry_delay(3, settings, rng=rng) is None
+
+
+def test_retry_after_is_honoured_and_capped(runtime: Runtime) -> None:
+    settings = runtime.settings.model_copy(update={"retry_schedule": "1", "retry_after_max": 50})
+    assert retry_delay(1, settings, retry_after=30) == 30
+    assert retry_delay(1, settings, retry_after=500) == 50
+    assert retry_delay(1, settings, retry_after=0.1) == 1
+
+
+def test_retry_after_reaches_next_attempt_at(runtime: Runtime, sender: FakeSender) -> None:
+    notify(runtime, ["transient:120"])
+    (did,) = emit(runtime)
+    now = utcnow()
+    run_once(runtime, sender, [did], now=now)
+    assert delivery(runtime, did).next_attempt_at == now + timedelta(seconds=120)
+
+
+def test_permanent_fails_at_once_and_counts(runtime: Runtime, sender: FakeSender) -> None:
+    nid = notify(runtime, ["permanent"])
+    (did,) = emit(runtime)
+    run_once(runtime, sender, [did])
+    row = delivery(runtime, did)
+    assert (row.status, row.last_error) == ("failed", "HTTP 404")
+    assert attempts(runtime, did)[0].response_excerpt == "nope"
+    assert notification(runtime, nid).number_of_failures == 1
+
+
+def test_exhausted_retries_fail_and_count_once(runtime: Runtime, sender: FakeSender) -> None:
+    nid = notify(runtime, ["transient"])
+    (did,) = emit(runtime)
+    now = utcnow()
+    for step in range(3):  # schedule "10,60": three attempts in all
+        run_once(runtime, sender, [did], now=now + timedelta(seconds=100 * step))
+    row = delivery(runtime, did)
+    assert (row.status, row.attempt_count) == ("failed", 3)
+    assert [a.number for a in attempts(runtime, did)] == [1, 2, 3]
+    assert notification(runtime, nid).number_of_failures == 1
+
+
+def test_internal_error_fails_without_charging(runtime: Runtime, sender: FakeSender) -> None:
+    nid = notify(runtime, ["boom"])
+    (did,) = emit(runtime)
+    run_once(runtime, sender, [did])
+    row = delivery(runtime, did)
+    assert (row.status, row.last_error) == ("failed", "internal error")
+    assert notification(runtime, nid).number_of_failures == 0
+
+
+def test_counter_reaches_max_disables_and_skips_pending(
+    runtime: Runtime, sender: FakeSender
+) -> None:
+    nid = notify(runtime, ["permanent"])
+    first, second, third, waiting = (emit(runtime)[0] for _ in range(4))
+    with runtime.sessions() as session:
+        test_delivery = queue_test(
+            session, session.get_one(Notification, nid), runtime.settings, runtime.doorbell
+        )
+    for count, did in enumerate((first, second, third), start=1):
+        run_once(runtime, sender, [did])
+        assert notification(runtime, nid).number_of_failures == count
+    assert notification(runtime, nid).disabled_at is not None
+    assert delivery(runtime, waiting).status == "skipped"
+    assert delivery(runtime, test_delivery.id).status == "pending"  # tests still go out
+    assert emit(runtime) == []  # new events skip it
+
+
+def test_event_delivery_of_disabled_notification_is_skipped_at_claim(
+    runtime: Runtime, sender: FakeSender
+) -> None:
+    nid = notify(runtime)
+    (did,) = emit(runtime)
+    with runtime.sessions.begin() as session:
+        session.get_one(Notification, nid).disabled_at = utcnow()
+    assert claim(runtime.sessions, [did], runtime.settings) == []
+    assert delivery(runtime, did).status == "skipped"
+    assert sender.sent == []
+
+
+def test_test_delivery_is_sent_while_disabled_and_does_not_re_enable(
+    runtime: Runtime, sender: FakeSender
+) -> None:
+    nid = notify(runtime, disabled=True)
+    with runtime.sessions() as session:
+        test_delivery = queue_test(
+            session, session.get_one(Notification, nid), runtime.settings, runtime.doorbell
+        )
+    run_once(runtime, sender, [test_delivery.id])
+    assert delivery(runtime, test_delivery.id).status == "succeeded"
+    after = notification(runtime, nid)
+    assert after.disabled_at is not None and after.number_of_failures == 3
+
+
+def test_final_delivery_is_never_sent_again(runtime: Runtime, sender: FakeSender) -> None:
+    notify(runtime)
+    (did,) = emit(runtime)
+    run_once(runtime, sender, [did])
+    run_once(runtime, sender, [did])
+    assert len(sender.sent) == 1
+    assert len(attempts(runtime, did)) == 1
+
+
+def test_live_claim_is_not_taken_twice(runtime: Runtime) -> None:
+    notify(runtime)
+    (did,) = emit(runtime)
+    assert len(claim(runtime.sessions, [did], runtime.settings)) == 1
+    assert claim(runtime.sessions, [did], runtime.settings) == []
+
+
+def test_stale_claim_changes_nothing(runtime: Runtime, sender: FakeSender) -> None:
+    notify(runtime)
+    (did,) = emit(runtime)
+    (stale,) = claim(runtime.sessions, [did], runtime.settings)
+    later = utcnow() + timedelta(seconds=runtime.settings.lease_seconds + 1)
+    assert sweep(runtime, now=later) == 1  # the lease expired: the sweep hands it out again
+    (fresh,) = claim(runtime.sessions, [did], runtime.settings, now=later + timedelta(seconds=31))
+    summary = record(runtime.sessions, [attempt(stale, {"webhook": sender})], runtime.settings)
+    assert (summary.applied, summary.stale) == (0, 1)
+    assert delivery(runtime, did).status == "pending" and attempts(runtime, did) == []
+    record(runtime.sessions, [attempt(fresh, {"webhook": sender})], runtime.settings)
+    assert delivery(runtime, did).status == "succeeded"
+
+
+def test_success_after_failures_in_one_batch(runtime: Runtime, sender: FakeSender) -> None:
+    ok = notify(runtime, ["ok"])
+    ids = emit(runtime)
+    bad_job_ids = []
+    with runtime.sessions.begin() as session:
+        session.get_one(Notification, ok).number_of_failures = 2
+    jobs = claim(runtime.sessions, ids, runtime.settings)
+    bad_job_ids = [j.delivery_id for j in jobs]
+    outcomes = [attempt(job, {"webhook": sender}) for job in jobs]
+    record(runtime.sessions, outcomes, runtime.settings)
+    assert notification(runtime, ok).number_of_failures == 0
+    assert bad_job_ids == ids
+
+
+# -- sweep ------------------------------------------------------------------------------------
+
+
+def test_sweep_rings_due_unleased_once_per_ring_lease(runtime: Runtime) -> None:
+    notify(runtime)
+    ids = emit(runtime)
+    runtime.doorbell.rung.clear()  # type: ignore[attr-defined]
+    now = utcnow()
+    assert sweep(runtime, now=now) == 1
+    assert runtime.doorbell.rung == ids  # type: ignore[attr-defined]
+    assert sweep(runtime, now=now + timedelta(seconds=1)) == 0
+    lease = runtime.settings.ring_lease_seconds
+    assert sweep(runtime, now=now + timedelta(seconds=lease + 1)) == 1
+
+
+def test_sweep_leaves_claimed_and_future_deliveries(runtime: Runtime, sender: FakeSender) -> None:
+    notify(runtime, ["transient"])
+    (did,) = emit(runtime)
+    (job,) = claim(runtime.sessions, [did], runtime.settings)
+    assert sweep(runtime) == 0  # held by a live lease
+    record(runtime.sessions, [attempt(job, {"webhook": sender})], runtime.settings)
+    assert sweep(runtime) == 0  # retry not due yet
+    assert sweep(runtime, now=utcnow() + timedelta(seconds=11)) == 1
+
+
+# -- sender pool ------------------------------------------------------------------------------
+
+
+def test_pool_sends_and_records_in_batches(runtime: Runtime, sender: FakeSender) -> None:
+    for n in range(5):
+        notify(runtime, url=f"http://hook.example/{n}")
+    ids = emit(runtime)
+    batches: list[int] = []
+
+    def recorder(outcomes: Any) -> None:
+        batches.append(len(outcomes))
+        record(runtime.sessions, outcomes, runtime.settings)
+
+    pool = SenderPool(runtime.sessions, runtime.settings, {"webhook": sender}, recorder=recorder)
+    try:
+        pool.submit(claim(runtime.sessions, ids, runtime.settings))
+        assert pool.wait_idle(10)
+    finally:
+        pool.stop(10)
+    assert all(delivery(runtime, d).status == "succeeded" for d in ids)
+    assert sum(batches) == 5 and len(batches) < 5
+
+
+def test_hung_target_holds_only_its_own_slots(db_url: str, sender: FakeSender) -> None:
+    runtime = make_runtime(
+        db_url,
+        worker_send_concurrency=4,
+        worker_per_host_concurrency=2,
+        worker_per_host_queued=12,
+        target_busy_delay=5.0,
+    )
+    try:
+        for _ in range(16):
+            notify(runtime, ["block"], url="http://hung.example/")
+        for n in range(20):
+            notify(runtime, url=f"http://fine.example/{n % 2}")
+        ids = emit(runtime)
+        pool = SenderPool(runtime.sessions, runtime.settings, {"webhook": sender})
+        started = time.monotonic()
+        pool.submit(claim(runtime.sessions, ids, runtime.settings))
+        deadline = time.monotonic() + 5
+        while len(sender.sent) < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(sender.sent) == 20  # all of the fine target, while the hung one blocks
+        assert time.monotonic() - started < 5
+        sender.release.set()
+        assert pool.wait_idle(10)
+        pool.stop(10)
+        with runtime.sessions() as session:
+            rows = session.scalars(select(Delivery)).all()
+        statuses = sorted(d.status for d in rows)
+        # hung target: 12 fitted its queue and were sent once it answered; 4 were handed back
+        assert statuses.count("succeeded") == 32
+        handed_back = [d for d in rows if d.status == "pending"]
+        assert len(handed_back) == 4
+        for row in handed_back:
+            assert row.attempt_count == 0 and row.claim_token is None
+            assert row.next_attempt_at > utcnow() + timedelta(seconds=3)
+    finally:
+        sender.release.set()
+        runtime.close()
+
+
+def test_pool_blocks_submit_when_full(db_url: str, sender: FakeSender) -> None:
+    runtime = make_runtime(db_url, worker_send_concurrency=1, worker_max_queued=2)
+    try:
+        for n in range(4):
+            notify(runtime, ["block"], url=f"http://h{n}.example/")
+        jobs = claim(runtime.sessions, emit(runtime), runtime.settings)
+        pool = SenderPool(runtime.sessions, runtime.settings, {"webhook": sender})
+        pool.submit(jobs[:3])  # one in flight, two waiting: full
+        done = threading.Event()
+        threading.Thread(target=lambda: (pool.submit(jobs[3:]), done.set()), daemon=True).start()
+        assert not done.wait(0.3)
+        sender.release.set()
+        assert done.wait(5)
+        assert pool.wait_idle(10)
+        pool.stop(10)
+    finally:
+        sender.release.set()
+        runtime.close()
+
+
+def test_job_is_plain_data() -> None:
+    assert Job.__dataclass_params__.frozen  # type: ignore[attr-defined]
