@@ -108,6 +108,7 @@ class Settings(BaseSettings):
     retention_batch_size: int = Field(default=1000, ge=1)
     readiness_timeout: float = Field(default=2.0, gt=0)
     cli_progress_every: int = Field(default=50, ge=1)
+    worker_metrics_host: str = "127.0.0.1"
 
     @field_validator("retry_schedule")
     @classmethod

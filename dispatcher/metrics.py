@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
@@ -22,7 +22,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from dispatcher.models import Delivery, Notification, utcnow
 
@@ -82,7 +82,7 @@ class QueueCollector:
     gauges out of the scrape (and logs why) rather than failing it.
     """
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: Callable[[], Session]) -> None:
         self._sessions = sessions
 
     def collect(self) -> Iterator[Metric]:
@@ -142,7 +142,7 @@ def process_collector() -> Collector:
     return REGISTRY
 
 
-def exposition(sessions: sessionmaker[Session]) -> bytes:
+def exposition(sessions: Callable[[], Session]) -> bytes:
     """The Prometheus text of this process (or process group) and of the queue."""
     return generate_latest(CombinedCollector(process_collector(), QueueCollector(sessions)))
 

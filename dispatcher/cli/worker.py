@@ -31,6 +31,7 @@ def register(commands: Any) -> None:
 def _worker(args: argparse.Namespace) -> int:
     from dispatcher.db import upgrade
     from dispatcher.worker.app import create_celery
+    from dispatcher.worker_metrics import start_metrics_server
 
     settings = get_settings()
     if not settings.broker_url:
@@ -39,6 +40,8 @@ def _worker(args: argparse.Namespace) -> int:
             "without a broker, `dispatcher serve` delivers in-process"
         )
     upgrade(settings.database_url)
+    # Before Celery forks any child, so prefork children share the metrics directory.
+    start_metrics_server(settings)
     app = create_celery(settings)
     argv = ["worker", f"--pool={args.pool}", f"--queues={settings.worker_queue}"]
     argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
