@@ -42,7 +42,9 @@ def post(
     limit = settings.response_excerpt_bytes
     try:
         with client.stream("POST", url, content=body, headers=headers) as response:
-            excerpt = scrub(_read_excerpt(response, limit), secrets)
+            # Read a little past the limit so a secret cut by the limit is still recognised.
+            margin = max((len(secret) for secret in secrets), default=0)
+            excerpt = _trim(scrub(_read_excerpt(response, limit + margin), secrets), limit)
             status = response.status_code
             retry_after_header = response.headers.get("retry-after")
     except AddressNotAllowedError as exc:
@@ -85,6 +87,11 @@ def _read_excerpt(response: httpx.Response, limit: int) -> str:
         if size > limit:
             break
     return b"".join(chunks)[:limit].decode("utf-8", errors="replace")
+
+
+def _trim(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, never inside a character."""
+    return text.encode()[:limit].decode("utf-8", errors="ignore")
 
 
 def parse_retry_after(value: str | None, cap: float, *, now: float | None = None) -> float | None:
