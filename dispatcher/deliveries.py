@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from dispatcher.config import Settings
 from dispatcher.doorbell import Doorbell
@@ -30,6 +31,8 @@ from dispatcher.models import (
     Notification,
     utcnow,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,18 @@ def get_delivery_by_id(session: Session, delivery_id: str) -> Delivery:
         .options(selectinload(Delivery.attempts), selectinload(Delivery.event))
     ).one()
     return delivery
+
+
+def prune_expired(sessions: sessionmaker[Session], settings: Settings) -> int:
+    """One retention pass in its own session (what the scheduler runs every
+    ``retention_interval`` seconds); logs what it deleted."""
+    with sessions() as session:
+        deleted = prune(session, settings)
+    if deleted:
+        log.info(
+            "retention: deleted %d deliveries older than %s", deleted, settings.delivery_retention
+        )
+    return deleted
 
 
 def prune(session: Session, settings: Settings, *, now: datetime | None = None) -> int:

@@ -66,11 +66,6 @@ NOTIFICATIONS_DISABLED = Counter(
     "Notifications disabled after reaching DISPATCHER_MAX_FAILURES, by method.",
     ["method"],
 )
-PRUNED = Counter(
-    "dispatcher_deliveries_pruned_total",
-    "Deliveries deleted by retention (DISPATCHER_DELIVERY_RETENTION).",
-    ["kind"],
-)
 
 
 class QueueCollector:

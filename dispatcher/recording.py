@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dispatcher import metrics
 from dispatcher.config import Settings
 from dispatcher.delivery import DISABLED_SKIP, Outcome, retry_delay, trim
+from dispatcher.logs import describe_target, log_attempt
 from dispatcher.models import Attempt, Delivery, Notification, UTCDateTime, utcnow
 
 DELIVERY_TABLE = cast(Table, Delivery.__table__)
@@ -261,6 +262,17 @@ def _observe(rows: list[_Row], disabled: list[int]) -> None:
         methods[outcome.job.notification_id] = method
         if outcome.result == "released":
             continue
+        log_attempt(
+            delivery_id=outcome.job.delivery_id,
+            notification_uuid=outcome.job.notification_uuid,
+            method=method,
+            outcome=outcome.result,
+            status_code=outcome.status_code,
+            latency_ms=outcome.latency_ms,
+            target=describe_target(method, outcome.job.config),
+            attempt=outcome.job.attempt_number,
+            error=outcome.error,
+        )
         metrics.ATTEMPTS.labels(method=method, outcome=outcome.result).inc()
         metrics.ATTEMPT_LATENCY.labels(method=method).observe(outcome.latency_ms / 1000.0)
         if row.status == "pending":

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Table, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from dispatcher.deliveries import prune_expired
 from dispatcher.models import Delivery, utcnow
 from dispatcher.runtime import Runtime
 
@@ -64,8 +66,16 @@ def sweep(runtime: Runtime, *, now: datetime | None = None) -> int:
 
 def run_sweeper(runtime: Runtime, stop: threading.Event) -> None:
     """Sweep every ``settings.sweep_interval`` seconds until ``stop`` is set. A database
-    error is logged and the next tick tries again: the sweep must outlive an outage."""
+    error is logged and the next tick tries again: the sweep must outlive an outage.
+    Every ``settings.retention_interval`` seconds it also prunes the delivery log."""
+    next_prune = time.monotonic()
     while not stop.is_set():
+        if time.monotonic() >= next_prune:
+            next_prune = time.monotonic() + runtime.settings.retention_interval
+            try:
+                prune_expired(runtime.sessions, runtime.settings)
+            except SQLAlchemyError as exc:
+                log.warning("retention failed, retrying later: %s", type(exc).__name__)
         try:
             count = sweep(runtime)
         except SQLAlchemyError as exc:
