@@ -33,6 +33,11 @@ def _serve(args: argparse.Namespace) -> int:
     upgrade(settings.database_url)
     runtime = create_runtime(settings)
     app = create_app(runtime)
+    embedded = None
+    if settings.embedded:
+        from dispatcher.worker.embedded import start_embedded
+
+        embedded = start_embedded(runtime)
     try:
         uvicorn.run(
             app,
@@ -41,5 +46,7 @@ def _serve(args: argparse.Namespace) -> int:
             log_level=settings.log_level.lower(),
         )
     finally:
+        if embedded is not None:
+            embedded.stop()
         runtime.close()
     return 0
