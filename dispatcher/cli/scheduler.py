@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import threading
 from types import FrameType
 from typing import Any
 
 from dispatcher.cli.common import cli_runtime
+from dispatcher.logs import configure_logging
 
 
 def register(commands: Any) -> None:
@@ -32,7 +32,7 @@ def _scheduler(args: argparse.Namespace) -> int:
         if args.once:
             print(sweep(runtime))
             return 0
-        logging.basicConfig(level=runtime.settings.log_level)
+        configure_logging(runtime.settings)
         stop = threading.Event()
 
         def _stop(_signum: int, _frame: FrameType | None) -> None:

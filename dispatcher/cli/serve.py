@@ -27,9 +27,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     from dispatcher.api import create_app
     from dispatcher.db import upgrade
+    from dispatcher.logs import configure_logging
     from dispatcher.runtime import create_runtime
 
     settings = get_settings()
+    configure_logging(settings)
     upgrade(settings.database_url)
     runtime = create_runtime(settings)
     app = create_app(runtime)

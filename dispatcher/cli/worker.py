@@ -29,7 +29,10 @@ def register(commands: Any) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from celery.signals import setup_logging
+
     from dispatcher.db import upgrade
+    from dispatcher.logs import configure_logging
     from dispatcher.worker.app import create_celery
     from dispatcher.worker_metrics import start_metrics_server
 
@@ -40,6 +43,8 @@ def _worker(args: argparse.Namespace) -> int:
             "without a broker, `dispatcher serve` delivers in-process"
         )
     upgrade(settings.database_url)
+    # Our handler and secret filter instead of Celery's own logging set-up.
+    setup_logging.connect(lambda **_: configure_logging(settings), weak=False)
     # Before Celery forks any child, so prefork children share the metrics directory.
     start_metrics_server(settings)
     app = create_celery(settings)
