@@ -1,0 +1,150 @@
+"""``dispatcher db|tokens|repos`` through the installed command, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dispatcher.api import create_app
+from dispatcher.config import Settings
+from dispatcher.runtime import create_runtime
+from tests.conftest import BACKENDS, fresh_database_url
+
+COMMAND = str(Path(sys.executable).parent / "dispatcher")
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(params=BACKENDS)
+def run(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_database: Callable[[], str]
+) -> Run:
+    return runner(fresh_database_url(request.param, tmp_path, postgres_database), tmp_path)
+
+
+@pytest.fixture
+def sqlite_run(tmp_path: Path) -> Run:
+    """For input checks that do not depend on the backend."""
+    return runner(f"sqlite:///{tmp_path / 'cli.db'}", tmp_path)
+
+
+def runner(url: str, tmp_path: Path) -> Run:
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "DISPATCHER_DATABASE_URL": url}
+        result = subprocess.run(
+            [COMMAND, *args], capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{args} failed: {result.stderr}")
+        return result
+
+    run.database_url = url  # type: ignore[attr-defined]
+    return run
+
+
+def api_status(database_url: str, secret: str, path: str) -> int:
+    runtime = create_runtime(Settings(database_url=database_url))
+    try:
+        transport = httpx.ASGITransport(app=create_app(runtime))  # type: ignore[arg-type]
+        import asyncio
+
+        async def get() -> int:
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                response = await client.get(path, headers={"Authorization": f"Bearer {secret}"})
+                return response.status_code
+
+        return asyncio.run(get())
+    finally:
+        runtime.close()
+
+
+def test_db_upgrade_is_repeatable(run: Run) -> None:
+    assert "head" in run("db", "upgrade").stdout
+    assert run("db", "upgrade").returncode == 0
+
+
+def test_token_lifecycle(run: Run) -> None:
+    run("repos", "add", "acme/web")
+    created = run(
+        "tokens", "create", "--scope", "repo:admin", "--repo", "acme/web",
+        "--repo", "acme/*", "--expires-in", "30d", "--name", "ci",
+    )  # fmt: skip
+    secret = created.stdout.strip()
+    assert secret.startswith("dsp_")
+    assert "\n" not in secret and created.stderr == ""
+    path = "/api/v1/repository/acme/web/notification/"
+    assert api_status(run.database_url, secret, path) == 200  # type: ignore[attr-defined]
+
+    listed = json.loads(run("tokens", "list", "--json").stdout)
+    assert len(listed) == 1
+    assert listed[0]["name"] == "ci"
+    assert listed[0]["scopes"] == ["repo:admin"]
+    assert listed[0]["repos"] == ["acme/web", "acme/*"]
+    assert listed[0]["state"] == "active"
+    table = run("tokens", "list").stdout
+    assert secret not in table and secret not in json.dumps(listed)
+
+    run("tokens", "revoke", str(listed[0]["id"]))
+    assert json.loads(run("tokens", "list", "--json").stdout)[0]["state"] == "revoked"
+    assert api_status(run.database_url, secret, path) == 401  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scope", "repo:admin", "--repo", "Acme Web"], "Invalid repository grant"),
+        (["--scope", "repo:admin", "--repo", "acme/web", "--expires-in", "soon"], "--expires-in"),
+        (["--scope", "root", "--repo", "acme/web"], "invalid choice"),
+        (["--scope", "repo:admin"], "--repo"),
+    ],
+)
+def test_token_create_rejects_bad_input_clearly(
+    sqlite_run: Run, args: list[str], message: str
+) -> None:
+    result = sqlite_run("tokens", "create", *args, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_revoking_an_unknown_token_fails_cleanly(sqlite_run: Run) -> None:
+    result = sqlite_run("tokens", "revoke", "999", check=False)
+    assert result.returncode == 1
+    assert "No token with id 999" in result.stderr
+
+
+def test_repos_add_list_remove(run: Run) -> None:
+    assert "added" in run("repos", "add", "acme/web").stdout
+    assert "already registered" in run("repos", "add", "acme/web").stdout
+    run("repos", "add", "acme/api")
+    listed = json.loads(run("repos", "list", "--json").stdout)
+    assert [row["repository"] for row in listed] == ["acme/api", "acme/web"]
+    assert "removed" in run("repos", "remove", "acme/web").stdout
+    listed = json.loads(run("repos", "list", "--json").stdout)
+    assert [row["repository"] for row in listed] == ["acme/api"]
+    missing = run("repos", "remove", "acme/web", check=False)
+    assert missing.returncode == 1
+    assert "not found" in missing.stderr
+    bad = run("repos", "add", "no-slash", check=False)
+    assert bad.returncode == 1
+    assert "Invalid repository" in bad.stderr
+
+
+def test_help_and_module_entry_point() -> None:
+    for args in (["--help"], ["tokens", "create", "--help"], ["repos", "--help"]):
+        result = subprocess.run([COMMAND, *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0
+        assert "usage: dispatcher" in result.stdout
+    module = subprocess.run(
+        [sys.executable, "-m", "dispatcher", "--version"], capture_output=True, text=True
+    )
+    assert module.stdout.startswith("dispatcher ")
