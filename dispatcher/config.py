@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,36 +49,36 @@ class Settings(BaseSettings):
 
     # the API server
     host: str = "127.0.0.1"
-    port: int = 8000
-    max_request_bytes: int = 1_048_576
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)
 
     # event data (Quay's SERVER_HOSTNAME / PREFERRED_URL_SCHEME)
     server_hostname: str = "localhost:8000"
-    preferred_url_scheme: str = "http"
+    preferred_url_scheme: Literal["http", "https"] = "http"
 
     # delivery policy
-    http_timeout: float = 10.0
-    max_failures: int = 3
+    http_timeout: float = Field(default=10.0, gt=0)
+    max_failures: int = Field(default=3, ge=1)
     retry_schedule: str = "10,60,300,1800,7200"
-    retry_jitter: float = 0.2
+    retry_jitter: float = Field(default=0.2, ge=0, lt=1)
     retry_after_max: float = 3600.0
     allowed_networks: str = ""
     response_excerpt_bytes: int = 1024
 
     # worker and scheduler
-    worker_batch_size: int = 200
-    worker_send_concurrency: int = 64
-    worker_per_host_concurrency: int = 16
-    lease_seconds: float = 120.0
-    sweep_interval: float = 1.0
+    worker_batch_size: int = Field(default=200, ge=1)
+    worker_send_concurrency: int = Field(default=64, ge=1)
+    worker_per_host_concurrency: int = Field(default=16, ge=1)
+    lease_seconds: float = Field(default=120.0, gt=0)
+    sweep_interval: float = Field(default=1.0, gt=0)
     delivery_retention: str = "14d"
     worker_metrics_port: int | None = None
-    log_format: str = "text"
+    log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
 
     # email
     smtp_host: str = "localhost"
-    smtp_port: int = 25
+    smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
@@ -126,13 +127,6 @@ class Settings(BaseSettings):
     @classmethod
     def _check_retention(cls, value: str) -> str:
         parse_duration(value)
-        return value
-
-    @field_validator("log_format")
-    @classmethod
-    def _check_log_format(cls, value: str) -> str:
-        if value not in ("text", "json"):
-            raise ValueError("log_format must be 'text' or 'json'")
         return value
 
     @property

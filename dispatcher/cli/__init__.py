@@ -9,6 +9,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from dispatcher import __version__
 from dispatcher.errors import DispatcherError
 
@@ -50,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DispatcherError as exc:
         print(f"dispatcher: {exc.message}", file=sys.stderr)
         return 1
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "DISPATCHER_" + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"dispatcher: invalid setting {name}: {error['msg']}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     return status

@@ -148,3 +148,14 @@ def test_help_and_module_entry_point() -> None:
         [sys.executable, "-m", "dispatcher", "--version"], capture_output=True, text=True
     )
     assert module.stdout.startswith("dispatcher ")
+
+
+def test_bad_settings_are_reported_by_name(tmp_path: Path) -> None:
+    env = {**os.environ, "DISPATCHER_MAX_FAILURES": "0", "DISPATCHER_RETRY_SCHEDULE": "soon"}
+    result = subprocess.run(
+        [COMMAND, "repos", "list"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert "DISPATCHER_MAX_FAILURES" in result.stderr
+    assert "DISPATCHER_RETRY_SCHEDULE" in result.stderr
+    assert "Traceback" not in result.stderr
