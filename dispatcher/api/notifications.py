@@ -6,6 +6,8 @@ repository and the notification lookups are dependencies (see ``deps``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 
 from dispatcher import service
@@ -36,7 +38,9 @@ _CREATE_BODY = {
         "content": {"application/json": {"schema": NotificationCreateRequest.model_json_schema()}},
     }
 }
-_REQUEST_TOO_LARGE = {413: {"model": Problem, "description": "Body larger than the limit"}}
+_REQUEST_TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": Problem, "description": "Body larger than the limit"}
+}
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -64,7 +64,7 @@ def _create(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     with cli_runtime() as runtime, runtime.sessions() as session:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "id": token.id,
                 "name": token.name,
