@@ -22,9 +22,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.config import Settings, get_settings
@@ -36,6 +36,14 @@ from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.service import ensure_repository, parse_repository_name
 
 EXPIRY_EVENT = "repo_image_expiry"
+DELIVERY_TABLE = cast(Table, Delivery.__table__)
+_UNNEST_INSERT = text(
+    "INSERT INTO deliveries (id, notification_id, event_id, kind, status, attempt_count,"
+    " next_attempt_at, created_at)"
+    " SELECT d.id, d.notification_id, d.event_id, :kind, 'pending', 0, :now, :now"
+    " FROM unnest(CAST(:ids AS varchar[]), CAST(:notification_ids AS integer[]),"
+    " CAST(:event_ids AS varchar[])) AS d(id, notification_id, event_id)"
+)
 
 
 @dataclass(frozen=True)
@@ -156,21 +164,36 @@ def create_deliveries(
     if not notification_ids:
         return []
     ids = [str(uuid.uuid4()) for _ in notification_ids]
+    per_row = list(event_ids) if event_ids is not None else [event_id] * len(ids)
+    if session.get_bind().dialect.name == "postgresql":
+        # Two arrays in one statement: psycopg would otherwise send a statement per row.
+        stored_now = now.astimezone(UTC).replace(tzinfo=None)
+        session.execute(
+            _UNNEST_INSERT,
+            {
+                "ids": ids,
+                "notification_ids": list(notification_ids),
+                "event_ids": per_row,
+                "kind": kind,
+                "now": stored_now,
+            },
+        )
+        return ids
     session.execute(
-        insert(Delivery),
+        insert(DELIVERY_TABLE),
         [
             {
                 "id": delivery_id,
                 "notification_id": notification_id,
-                "event_id": event_ids[index] if event_ids is not None else event_id,
+                "event_id": row_event_id,
                 "kind": kind,
                 "status": "pending",
                 "attempt_count": 0,
                 "next_attempt_at": now,
                 "created_at": now,
             }
-            for index, (delivery_id, notification_id) in enumerate(
-                zip(ids, notification_ids, strict=True)
+            for delivery_id, notification_id, row_event_id in zip(
+                ids, notification_ids, per_row, strict=True
             )
         ],
     )

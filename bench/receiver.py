@@ -1,0 +1,69 @@
+"""A small asyncio HTTP/1.1 receiver for the benchmarks (keep-alive, no framework).
+
+    python bench/receiver.py PORT [--delay S] [--hang] [--log FILE]
+
+Answers every POST with 200 after ``--delay`` seconds, or never (``--hang``). With ``--log``
+it writes ``<webhook-id> <receive time>`` per request to FILE when it gets SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import time
+
+RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--hang", action="store_true")
+    parser.add_argument("--log")
+    args = parser.parse_args()
+    seen: list[tuple[str, float]] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                received = time.time()
+                length = 0
+                webhook_id = ""
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    key = name.strip().lower()
+                    if key == b"content-length":
+                        length = int(value.strip())
+                    elif key == b"webhook-id":
+                        webhook_id = value.strip().decode()
+                if length:
+                    await reader.readexactly(length)
+                if args.log:
+                    seen.append((webhook_id, received))
+                if args.hang:
+                    await asyncio.sleep(3600)
+                if args.delay:
+                    await asyncio.sleep(args.delay)
+                writer.write(RESPONSE)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, args.host, args.port, backlog=1024)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    async with server:
+        await stop.wait()
+    if args.log:
+        with open(args.log, "w") as out:
+            out.writelines(f"{webhook_id} {at}\n" for webhook_id, at in seen)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
