@@ -27,8 +27,15 @@ class _Coalescer:
     id of a batch arrived. ``send`` runs on the ringing thread (full batches) or on one
     daemon flusher thread (the rest)."""
 
-    def __init__(self, send: Callable[[list[str]], None], batch_size: int, linger: float) -> None:
+    def __init__(
+        self,
+        send: Callable[[list[str]], None],
+        batch_size: int,
+        linger: float,
+        close_timeout: float = 0.0,
+    ) -> None:
         self._send = send
+        self._close_timeout = close_timeout
         self._batch_size = max(batch_size, 1)
         self._linger = linger
         self._pending: list[str] = []
@@ -78,6 +85,10 @@ class _Coalescer:
         with self._lock:
             self._closed = True
             self._wake.notify()
+            flusher = self._flusher
+        # Let a batch the flusher already took reach the broker before the process exits.
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join(timeout=self._close_timeout)
         self.flush()
 
 
@@ -87,7 +98,10 @@ class CeleryDoorbell:
     def __init__(self, celery_app: object, settings: Settings) -> None:
         self._app = celery_app
         self._coalescer = _Coalescer(
-            self._send, settings.worker_batch_size, settings.doorbell_linger
+            self._send,
+            settings.worker_batch_size,
+            settings.doorbell_linger,
+            close_timeout=settings.http_timeout,
         )
 
     def ring(self, delivery_ids: Sequence[str]) -> None:
