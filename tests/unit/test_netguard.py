@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import ClassVar
 
 import httpx
@@ -126,6 +127,7 @@ def test_ipv4_mapped_address_allowed_by_its_ipv4_network() -> None:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     hosts: ClassVar[list[str]] = []
     peers: ClassVar[set[int]] = set()
 
@@ -213,3 +215,11 @@ def test_client_does_not_follow_redirects() -> None:
     assert client.follow_redirects is False
     assert client.timeout == httpx.Timeout(Settings().http_timeout)
     client.close()
+
+
+def test_client_certificate_is_loaded_only_when_both_files_are_set(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.pem"
+    make_http_client(Settings(webhook_client_cert=missing)).close()
+    make_http_client(Settings(webhook_client_key=missing)).close()
+    with pytest.raises(FileNotFoundError):
+        make_http_client(Settings(webhook_client_cert=missing, webhook_client_key=missing))
