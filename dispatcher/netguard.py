@@ -71,12 +71,18 @@ def check_url(url: str, settings: Settings) -> None:
     webhook URL")`` for a bad scheme, no host, ``localhost``, or a literal non-public address
     outside ``settings.networks``. Names are not resolved here (that happens at connect time)."""
     try:
-        parts = urlsplit(url.strip())
-        hostname = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError for an invalid port
-    except ValueError:
+        parts = urlsplit(url)
+        hostname, port = parts.hostname, parts.port  # .port raises ValueError if out of range
+        httpx.URL(url)  # what the sender will send must parse too
+    except (ValueError, httpx.InvalidURL):
         raise InvalidRequestError(INVALID_URL_MESSAGE) from None
-    if parts.scheme.lower() not in _SCHEMES or not hostname:
+    if (
+        url != url.strip()
+        or parts.scheme.lower() not in _SCHEMES
+        or not hostname
+        or port == 0
+        or any(char.isspace() or not char.isprintable() for char in hostname)
+    ):
         raise InvalidRequestError(INVALID_URL_MESSAGE)
     hostname = hostname.rstrip(".").lower()
     if hostname == "localhost" or hostname.endswith(".localhost"):

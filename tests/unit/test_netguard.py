@@ -56,6 +56,10 @@ LOOPBACK_ALLOWED = "127.0.0.0/8,::1/128"
         "http://",
         "example.com",
         "http://example.com:99999/",
+        "http://example.com:0/",
+        " http://example.com/",
+        "http://exa mple.com/",
+        "http://example.com/\r\nX-Injected: 1",
     ],
 )
 def test_create_time_rejects(url: str) -> None:
