@@ -85,6 +85,17 @@ def respond(status: int, body: str = "", headers: dict[str, str] | None = None) 
     return handler
 
 
+def retry_at_date(seconds_ahead: float) -> Handler:
+    """429 with an HTTP-date ``Retry-After``, computed when the request is answered."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        when = datetime.now(UTC) + timedelta(seconds=seconds_ahead)
+        headers = {"Retry-After": email.utils.format_datetime(when, usegmt=True)}
+        return httpx.Response(429, headers=headers)
+
+    return handler
+
+
 def fail(exc_type: type[httpx.TransportError], message: str = "boom") -> Handler:
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc_type(message, request=request)
@@ -114,14 +125,7 @@ HTTP_SCENARIOS: dict[str, tuple[Handler, Expect]] = {
         Expect(TransientDeliveryError, 429, (7, 7)),
     ),
     "rate_limited_date": (
-        respond(
-            429,
-            headers={
-                "Retry-After": email.utils.format_datetime(
-                    datetime.now(UTC) + timedelta(seconds=120), usegmt=True
-                )
-            },
-        ),
+        retry_at_date(seconds_ahead=120),
         Expect(TransientDeliveryError, 429, (100, 120)),
     ),
     "rate_limited_capped": (
