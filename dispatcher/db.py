@@ -29,7 +29,13 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    options: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_size": 10,
+        "max_overflow": 20,
+        # An unreachable host must fail a request (503) quickly, not hang it.
+        "connect_args": {"connect_timeout": 5},
+    }
     options.update(kwargs)
     return create_engine(database_url, **options)
 

@@ -25,6 +25,7 @@ from dispatcher.doorbell import Doorbell
 from dispatcher.errors import InvalidRequestError, NotFoundError
 from dispatcher.models import (
     DELIVERY_STATUSES,
+    FINAL_STATUSES,
     Attempt,
     Delivery,
     Event,
@@ -151,8 +152,9 @@ def prune_expired(sessions: sessionmaker[Session], settings: Settings) -> int:
 
 
 def prune(session: Session, settings: Settings, *, now: datetime | None = None) -> int:
-    """Delete deliveries created more than ``retention_seconds`` ago, whatever their status,
-    with their attempts, then the events older than that which no delivery refers to.
+    """Delete finished deliveries (succeeded, failed, skipped) created more than
+    ``retention_seconds`` ago, with their attempts, then the events older than that which no
+    delivery refers to. A delivery still pending is kept, however old: pruning never loses one.
 
     Works in batches of ``retention_batch_size``, committing after each, so a large backlog
     never holds long locks. Returns the number of deliveries deleted."""
@@ -161,7 +163,7 @@ def prune(session: Session, settings: Settings, *, now: datetime | None = None) 
     while True:
         ids = session.scalars(
             select(Delivery.id)
-            .where(Delivery.created_at < cutoff)
+            .where(Delivery.created_at < cutoff, Delivery.status.in_(FINAL_STATUSES))
             .limit(settings.retention_batch_size)
         ).all()
         if not ids:

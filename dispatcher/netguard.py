@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from dispatcher import __version__
 from dispatcher.config import Settings
 from dispatcher.errors import InvalidRequestError
 
@@ -216,4 +217,5 @@ def make_http_client(settings: Settings, *, resolver: Resolver | None = None) ->
         timeout=httpx.Timeout(settings.http_timeout),
         follow_redirects=False,
         trust_env=False,
+        headers={"User-Agent": f"dispatcher/{__version__}"},
     )

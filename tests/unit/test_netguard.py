@@ -227,3 +227,12 @@ def test_client_certificate_is_loaded_only_when_both_files_are_set(tmp_path: Pat
     make_http_client(Settings(webhook_client_key=missing)).close()
     with pytest.raises(FileNotFoundError):
         make_http_client(Settings(webhook_client_cert=missing, webhook_client_key=missing))
+
+
+def test_the_shared_client_names_the_product() -> None:
+    from dispatcher import __version__
+    from dispatcher.config import Settings
+    from dispatcher.netguard import make_http_client
+
+    with make_http_client(Settings()) as client:
+        assert client.headers["User-Agent"] == f"dispatcher/{__version__}"

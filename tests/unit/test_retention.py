@@ -33,16 +33,18 @@ def count(runtime: Runtime, model: type[object]) -> int:
         return session.scalar(select(func.count()).select_from(model)) or 0
 
 
-def test_prune_deletes_old_deliveries_their_attempts_and_orphaned_events(
+def test_prune_deletes_old_finished_deliveries_their_attempts_and_orphaned_events(
     runtime: Runtime,
 ) -> None:
     now = utcnow()
     old = now - timedelta(days=15)
     with runtime.sessions.begin() as session:
         notification = add_notification(session)
-        for status in ("succeeded", "failed", "skipped", "pending", "failed"):
+        for status in ("succeeded", "failed", "skipped", "failed"):
             add_delivery(session, notification, created_at=old, status=status, attempts=2)
         kept = [add_delivery(session, notification, created_at=now - timedelta(days=13)).id]
+        # A delivery still pending is never pruned, however old.
+        kept.append(add_delivery(session, notification, created_at=old, status="pending").id)
         # An old event still referred to by a recent delivery (a redelivery) is kept.
         shared = add_delivery(session, notification, created_at=old)
         redelivered = Delivery(
@@ -64,13 +66,13 @@ def test_prune_deletes_old_deliveries_their_attempts_and_orphaned_events(
         )
 
     with runtime.sessions() as session:
-        assert deliveries.prune(session, runtime.settings, now=now) == 6
+        assert deliveries.prune(session, runtime.settings, now=now) == 5
 
     with runtime.sessions() as session:
         assert sorted(session.scalars(select(Delivery.id)).all()) == sorted(kept)
         events = session.scalars(select(Event.id)).all()
         assert sorted(events) == sorted({session.get(Delivery, i).event_id for i in kept})  # type: ignore[union-attr]
-    assert count(runtime, Attempt) == 1
+    assert count(runtime, Attempt) == 2  # the recent delivery's and the pending one's
 
 
 def test_prune_with_nothing_old_is_a_no_op(runtime: Runtime) -> None:
