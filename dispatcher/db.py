@@ -15,6 +15,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# The newest migration; a test checks it against the migration scripts.
+HEAD_REVISION = "0001"
 
 
 class Base(DeclarativeBase):
@@ -74,3 +76,19 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(database_url), revision)
+
+
+def ensure_schema(engine: Engine, database_url: str) -> None:
+    """Upgrade to the newest schema unless the database already has it.
+
+    The check is one query, so short-lived commands skip loading the migration machinery."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with engine.connect() as conn:
+            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:
+        current = None
+    if current != HEAD_REVISION:
+        upgrade(database_url)

@@ -50,3 +50,12 @@ def test_fan_out_and_uuid_lookups_use_one_index(
     columns += [tuple(unique["column_names"]) for unique in uniques]
     assert ("repository_id", "event") in columns
     assert ("repository_id", "uuid") in columns
+
+
+def test_head_revision_constant_is_the_newest_migration() -> None:
+    from alembic.script import ScriptDirectory
+
+    from dispatcher.db import HEAD_REVISION, alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert script.get_heads() == [HEAD_REVISION]

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from dispatcher import __version__
 from dispatcher.errors import DispatcherError
@@ -57,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             name = "DISPATCHER_" + "_".join(str(part) for part in error["loc"]).upper()
             print(f"dispatcher: invalid setting {name}: {error['msg']}", file=sys.stderr)
         return 2
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        print(f"dispatcher: database error: {reason}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return status

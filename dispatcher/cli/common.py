@@ -15,11 +15,11 @@ from dispatcher.runtime import Runtime, create_runtime
 @contextmanager
 def cli_runtime() -> Iterator[Runtime]:
     """A runtime for one command, on a database upgraded to the newest schema."""
-    from dispatcher.db import upgrade
+    from dispatcher.db import ensure_schema
 
     settings = get_settings()
-    upgrade(settings.database_url)
     runtime = create_runtime(settings)
+    ensure_schema(runtime.engine, settings.database_url)
     try:
         yield runtime
     finally:

@@ -159,3 +159,13 @@ def test_bad_settings_are_reported_by_name(tmp_path: Path) -> None:
     assert "DISPATCHER_MAX_FAILURES" in result.stderr
     assert "DISPATCHER_RETRY_SCHEDULE" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
+    env = {**os.environ, "DISPATCHER_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/x"}
+    result = subprocess.run(
+        [COMMAND, "repos", "list"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("dispatcher: database error:")
+    assert "Traceback" not in result.stderr
