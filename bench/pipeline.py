@@ -39,7 +39,9 @@ from dispatcher.db import upgrade  # noqa: E402
 from dispatcher.models import Attempt, Delivery, Notification, Repository, utcnow  # noqa: E402
 from dispatcher.runtime import Runtime, create_runtime  # noqa: E402
 
-PG_ADMIN = os.environ.get("DISPATCHER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "DISPATCHER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 BODY = {"updated_tags": ["v1", "latest"], "pruned_image_count": 0}
 
 
@@ -63,7 +65,11 @@ def database(kind: str) -> Iterator[str]:
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
+        url = (
+            PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+            + "/"
+            + name
+        )
         upgrade(url)
         yield url
     finally:
@@ -113,7 +119,11 @@ def env_for(url: str, broker: str, **overrides: Any) -> dict[str, str]:
 
 
 def runtime_for(env: dict[str, str]) -> Runtime:
-    values = {k.removeprefix("DISPATCHER_").lower(): v for k, v in env.items() if k.startswith("DISPATCHER_")}
+    values = {
+        k.removeprefix("DISPATCHER_").lower(): v
+        for k, v in env.items()
+        if k.startswith("DISPATCHER_")
+    }
     return create_runtime(Settings(**values))
 
 
@@ -144,7 +154,9 @@ def add_notifications(runtime: Runtime, repo: str, urls: list[str]) -> None:
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "dispatcher", "worker"], env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dispatcher", "worker"], env=env, stderr=subprocess.DEVNULL
+    )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -181,7 +193,9 @@ def drain_rate(runtime: Runtime, where: Any = None) -> tuple[float, int]:
     """Deliveries/s from the first attempt's start to the last delivery's finish."""
     with runtime.sessions() as session:
         first_q = select(func.min(Attempt.started_at)).join(Delivery)
-        last_q = select(func.max(Delivery.finished_at), func.count()).where(Delivery.status == "succeeded")
+        last_q = select(func.max(Delivery.finished_at), func.count()).where(
+            Delivery.status == "succeeded"
+        )
         if where is not None:
             first_q, last_q = first_q.where(where), last_q.where(where)
         first: datetime = session.scalar(first_q)  # type: ignore[assignment]
@@ -191,8 +205,14 @@ def drain_rate(runtime: Runtime, where: Any = None) -> tuple[float, int]:
 
 def baseline_rate(port: int, count: int = 3000) -> float:
     """A bare keep-alive httpx.Client POST loop to the same receiver."""
-    body = {**BODY, "repository": "bench/a", "namespace": "bench", "name": "a",
-            "docker_url": "quay.example.com/bench/a", "homepage": "https://quay.example.com/repository/bench/a"}
+    body = {
+        **BODY,
+        "repository": "bench/a",
+        "namespace": "bench",
+        "name": "a",
+        "docker_url": "quay.example.com/bench/a",
+        "homepage": "https://quay.example.com/repository/bench/a",
+    }
     with httpx.Client() as client:
         for _ in range(200):
             client.post(f"http://127.0.0.1:{port}/hook", json=body)
@@ -217,7 +237,9 @@ def throughput(db: str, broker: str, scenario: str, **overrides: Any) -> dict[st
         runtime = runtime_for(env)
         add_notifications(runtime, "bench/a", [f"http://127.0.0.1:{port}/hook"] * n_notifications)
         for _ in range(n_events):
-            producer.emit(runtime.sessions, runtime.settings, runtime.doorbell, "bench/a", "repo_push", BODY)
+            producer.emit(
+                runtime.sessions, runtime.settings, runtime.doorbell, "bench/a", "repo_push", BODY
+            )
         runtime.doorbell.flush()  # type: ignore[attr-defined]
         total = n_events * n_notifications
         worker = start_worker(env)
@@ -229,8 +251,10 @@ def throughput(db: str, broker: str, scenario: str, **overrides: Any) -> dict[st
         rate, ok = drain_rate(runtime)
         base = baseline_rate(port)
         runtime.close()
-    print(f"[{scenario}] {db}: {ok}/{total} delivered at {rate:,.0f}/s; bare httpx loop "
-          f"{base:,.0f}/s; ratio {rate / base:.2f}; worker peak RSS {rss:.0f} MB")
+    print(
+        f"[{scenario}] {db}: {ok}/{total} delivered at {rate:,.0f}/s; bare httpx loop "
+        f"{base:,.0f}/s; ratio {rate / base:.2f}; worker peak RSS {rss:.0f} MB"
+    )
     return {"rate": rate, "baseline": base, "ratio": rate / base, "rss": rss}
 
 
@@ -244,10 +268,14 @@ def slow_receivers(db: str, broker: str, hung_share: float, **overrides: Any) ->
         urls = [f"http://127.0.0.1:{hung_port}/hook"] * hung_count
         urls += [f"http://127.0.0.1:{port}/hook"] * (total - hung_count)
         add_notifications(runtime, "bench/slow", urls)
-        producer.emit(runtime.sessions, runtime.settings, runtime.doorbell, "bench/slow", "repo_push", BODY)
+        producer.emit(
+            runtime.sessions, runtime.settings, runtime.doorbell, "bench/slow", "repo_push", BODY
+        )
         runtime.doorbell.flush()  # type: ignore[attr-defined]
         good = Delivery.notification_id.in_(
-            select(Notification.id).where(Notification.config["url"].as_string().contains(str(port)))
+            select(Notification.id).where(
+                Notification.config["url"].as_string().contains(str(port))
+            )
         )
         worker = start_worker(env)
         try:
@@ -257,8 +285,10 @@ def slow_receivers(db: str, broker: str, hung_share: float, **overrides: Any) ->
         rate, ok = drain_rate(runtime, good)
         runtime.close()
     label = "d" if hung_share else "c"
-    print(f"[{label}] {db}: {ok} deliveries to the 100 ms receiver at {rate:,.0f}/s"
-          + (f" while {hung_count} go to a receiver that never answers" if hung_count else ""))
+    print(
+        f"[{label}] {db}: {ok} deliveries to the 100 ms receiver at {rate:,.0f}/s"
+        + (f" while {hung_count} go to a receiver that never answers" if hung_count else "")
+    )
     return {"rate": rate}
 
 
@@ -278,8 +308,14 @@ def latency(db: str, broker: str, **overrides: Any) -> dict[str, float]:
                 next_at = time.perf_counter()
                 for _ in range(count):
                     now = time.time()
-                    result = producer.emit(runtime.sessions, runtime.settings, runtime.doorbell,
-                                           "bench/lat", "repo_push", BODY)
+                    result = producer.emit(
+                        runtime.sessions,
+                        runtime.settings,
+                        runtime.doorbell,
+                        "bench/lat",
+                        "repo_push",
+                        BODY,
+                    )
                     emitted[result.delivery_ids[0]] = now
                     next_at += interval
                     time.sleep(max(0.0, next_at - time.perf_counter()))
@@ -291,8 +327,10 @@ def latency(db: str, broker: str, **overrides: Any) -> dict[str, float]:
     lat = sorted((float(received[d]) - at) * 1000 for d, at in emitted.items() if d in received)
     p50 = statistics.median(lat)
     p99 = lat[int(len(lat) * 0.99) - 1]
-    print(f"[latency] {db}: {len(lat)} events at 100/s, event→webhook received p50 {p50:.1f} ms, "
-          f"p99 {p99:.1f} ms, max {lat[-1]:.1f} ms")
+    print(
+        f"[latency] {db}: {len(lat)} events at 100/s, event→webhook received p50 {p50:.1f} ms, "
+        f"p99 {p99:.1f} ms, max {lat[-1]:.1f} ms"
+    )
     return {"p50": p50, "p99": p99}
 
 
@@ -307,19 +345,25 @@ def emit_timing(db: str, broker: str) -> dict[str, float]:
             times = []
             for _ in range(5):
                 started = time.perf_counter()
-                result = producer.emit(runtime.sessions, runtime.settings, runtime.doorbell, repo, "repo_push", BODY)
+                result = producer.emit(
+                    runtime.sessions, runtime.settings, runtime.doorbell, repo, "repo_push", BODY
+                )
                 times.append((time.perf_counter() - started) * 1000)
                 assert result.deliveries == size
             out[str(size)] = statistics.median(times)
-            print(f"[emit] {db}: emit() to {size:,} notifications: median {statistics.median(times):.0f} ms "
-                  f"(min {min(times):.0f}, max {max(times):.0f}) incl. commit and ring")
+            print(
+                f"[emit] {db}: emit() to {size:,} notifications: median {statistics.median(times):.0f} ms "
+                f"(min {min(times):.0f}, max {max(times):.0f}) incl. commit and ring"
+            )
         runtime.close()
     flush_broker(broker)
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("scenario", choices=["a", "b", "c", "d", "latency", "emit", "all"])
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="postgresql")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/9")

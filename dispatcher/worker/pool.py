@@ -4,9 +4,11 @@ their outcomes in batches.
 ``settings.worker_send_concurrency`` threads share one sender registry (and so one pooled
 HTTP client). Jobs wait in one queue per *target* (``Sender.target_key``, e.g. a webhook's
 host); at most ``settings.worker_per_host_concurrency`` jobs of one target are in flight, and
-targets take turns, so an endpoint that hangs holds only its own slots. A target whose queue
-already holds ``settings.worker_per_host_queued`` jobs gets further jobs handed back to pending
-for ``settings.target_busy_delay`` seconds (no attempt counted). A job whose lease would run out
+targets take turns, so an endpoint that hangs holds only its own slots. When a target's queue
+already holds ``settings.worker_per_host_queued`` jobs, :meth:`submit` waits for room if the
+target finished a send within the last ``settings.target_busy_delay`` seconds (it is merely
+busy), and otherwise hands further jobs back to pending for ``target_busy_delay`` seconds (it
+is stuck; no attempt is counted). A job whose lease would run out
 before its send could time out is handed back too, rather than risk a second sender.
 
 :meth:`SenderPool.submit` applies backpressure: it blocks while ``settings.worker_max_queued``
@@ -63,6 +65,7 @@ class SenderPool:
         self._ready: deque[str] = deque()
         self._ready_keys: set[str] = set()
         self._inflight: dict[str, int] = {}
+        self._last_done: dict[str, float] = {}
         self._queued = 0
         self._busy = 0
         self._unrecorded = 0
@@ -87,6 +90,15 @@ class SenderPool:
                 self._space.wait()
             for job in jobs:
                 key = self._target_key(job)
+                # A target that answers keeps its queue moving: wait for room rather than hand
+                # work back. A target that has not finished a send lately is stuck: hand back.
+                while (
+                    len(self._waiting.get(key, ())) >= settings.worker_per_host_queued
+                    and not self._stopping
+                    and time.monotonic() - self._last_done.get(key, -1e9)
+                    < settings.target_busy_delay
+                ):
+                    self._space.wait(settings.target_busy_delay)
                 waiting = self._waiting.setdefault(key, deque())
                 if self._stopping or len(waiting) >= settings.worker_per_host_queued:
                     overflow.append(job)
@@ -139,7 +151,7 @@ class SenderPool:
                 self._mark_ready(key)
                 if self._ready:
                     self._work.notify()
-                self._space.notify()
+                self._space.notify_all()
             try:
                 if self._stopping or job.lease_until - utcnow() < margin:
                     outcome = released(job, 0.0)
@@ -148,6 +160,7 @@ class SenderPool:
             finally:
                 with self._lock:
                     self._busy -= 1
+                    self._last_done[key] = time.monotonic()
                     self._inflight[key] -= 1
                     if not self._inflight[key]:
                         del self._inflight[key]
