@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/pipeline.py SCENARIO [--db sqlite|postgresql] [--broker URL]
 
-Scenarios (see bench/README.md): ``a`` (10,000 events × 1 webhook), ``b`` (1 event × 10,000
+Scenarios (see bench/README.md): ``a`` (10,000 events x 1 webhook), ``b`` (1 event x 10,000
 webhooks), ``c`` (5,000 deliveries to a receiver answering after 100 ms), ``d`` (as c, 10 % to a
 receiver that never answers), ``latency`` (event → webhook received at 100 events/s), ``emit``
 (emit() to 1,000 and 10,000 notifications), ``all``.
@@ -323,7 +323,8 @@ def latency(db: str, broker: str, **overrides: Any) -> dict[str, float]:
             finally:
                 stop(worker)
             runtime.close()
-        received = dict(line.split() for line in Path(log).read_text().splitlines() if line.split())
+        pairs = (line.split() for line in Path(log).read_text().splitlines())
+        received = dict(pair for pair in pairs if len(pair) == 2)
     lat = sorted((float(received[d]) - at) * 1000 for d, at in emitted.items() if d in received)
     p50 = statistics.median(lat)
     p99 = lat[int(len(lat) * 0.99) - 1]
@@ -350,9 +351,10 @@ def emit_timing(db: str, broker: str) -> dict[str, float]:
                 )
                 times.append((time.perf_counter() - started) * 1000)
                 assert result.deliveries == size
-            out[str(size)] = statistics.median(times)
+            median = statistics.median(times)
+            out[str(size)] = median
             print(
-                f"[emit] {db}: emit() to {size:,} notifications: median {statistics.median(times):.0f} ms "
+                f"[emit] {db}: emit() to {size:,} notifications: median {median:.0f} ms "
                 f"(min {min(times):.0f}, max {max(times):.0f}) incl. commit and ring"
             )
         runtime.close()
