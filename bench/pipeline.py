@@ -240,7 +240,6 @@ def throughput(db: str, broker: str, scenario: str, **overrides: Any) -> dict[st
             producer.emit(
                 runtime.sessions, runtime.settings, runtime.doorbell, "bench/a", "repo_push", BODY
             )
-        runtime.doorbell.flush()  # type: ignore[attr-defined]
         total = n_events * n_notifications
         worker = start_worker(env)
         try:
@@ -271,7 +270,6 @@ def slow_receivers(db: str, broker: str, hung_share: float, **overrides: Any) ->
         producer.emit(
             runtime.sessions, runtime.settings, runtime.doorbell, "bench/slow", "repo_push", BODY
         )
-        runtime.doorbell.flush()  # type: ignore[attr-defined]
         good = Delivery.notification_id.in_(
             select(Notification.id).where(
                 Notification.config["url"].as_string().contains(str(port))

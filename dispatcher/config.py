@@ -93,7 +93,6 @@ class Settings(BaseSettings):
 
     # delivery pipeline: doorbell, sender pool, recorder, sweep
     ring_lease_seconds: float = 30.0
-    doorbell_linger: float = 0.002
     target_busy_delay: float = 1.0
     worker_max_queued: int = 2000
     worker_per_host_queued: int = 500

@@ -11,10 +11,11 @@ State machine of a :class:`~dispatcher.models.Delivery`::
        └─ next_attempt_at├── internal error ───────▶ failed      (counter untouched)
           = now + delay  └── target busy ─────────▶ pending again, no attempt counted
 
-* :func:`claim` takes the due, unclaimed rows among the ids in one UPDATE and stamps them with
-  one claim token; rows already final, not yet due or held by a live lease are left alone, so a
-  delivery rung twice is sent once. Event deliveries of a disabled notification end
-  ``skipped``; test deliveries and redeliveries are sent anyway.
+* :func:`claim_due` (what a draining worker calls) and :func:`claim` (for given ids) take due,
+  unclaimed rows in one UPDATE and stamp them with one claim token; rows already final, not
+  yet due or held by a live lease are left alone, so a delivery is sent once per claim. Event
+  deliveries of a disabled notification end ``skipped``; test deliveries and redeliveries are
+  sent anyway.
 * :func:`attempt` renders and sends one claimed delivery and returns an :class:`Outcome`; it
   never touches the database. Only ``TransientDeliveryError`` is retried; any other exception
   of a sender is a programming error: logged, the delivery fails as "internal error".
@@ -100,26 +101,59 @@ def claim(
 ) -> list[Job]:
     """Claim the due pending deliveries among ``delivery_ids`` for ``settings.lease_seconds``.
 
-    One UPDATE takes the rows that are pending, due and not held by a live claim; rows held by
-    someone else, final, or not due are not returned. Event deliveries whose notification is
-    disabled are marked ``skipped`` here and not returned."""
+    Rows held by a live claim, final, or not due are not returned. Event deliveries whose
+    notification is disabled are marked ``skipped`` here and not returned."""
     if not delivery_ids:
         return []
-    now = now or utcnow()
+    return _claim(sessions, settings, now or utcnow(), ids=list(delivery_ids), limit=None)
+
+
+def claim_due(
+    sessions: sessionmaker[Session], settings: Settings, limit: int, *, now: datetime | None = None
+) -> list[Job]:
+    """Claim up to ``limit`` due deliveries that nobody holds, oldest due first.
+
+    On PostgreSQL the rows are picked with ``FOR UPDATE SKIP LOCKED``, so workers draining at
+    the same time take disjoint batches without waiting for each other."""
+    return _claim(sessions, settings, now or utcnow(), ids=None, limit=limit)
+
+
+def _claim(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    now: datetime,
+    *,
+    ids: list[str] | None,
+    limit: int | None,
+) -> list[Job]:
     token = str(uuid.uuid4())
     lease_until = now + timedelta(seconds=settings.lease_seconds)
     table = DELIVERY_TABLE
+    claimable = (
+        table.c.status == "pending",
+        table.c.next_attempt_at <= now,
+        or_(table.c.claim_token.is_(None), table.c.lease_until < now),
+    )
     with sessions() as session, session.begin():
-        session.execute(
-            update(table)
-            .where(
-                table.c.id.in_(list(delivery_ids)),
-                table.c.status == "pending",
-                table.c.next_attempt_at <= now,
-                or_(table.c.claim_token.is_(None), table.c.lease_until < now),
+        if ids is not None:
+            target = table.c.id.in_(ids)
+        else:
+            pick = (
+                select(table.c.id).where(*claimable).order_by(table.c.next_attempt_at).limit(limit)
             )
-            .values(claim_token=token, lease_until=lease_until)
+            if session.get_bind().dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            target = table.c.id.in_(pick)
+        claimed = list(
+            session.scalars(
+                update(table)
+                .where(target, *claimable)
+                .values(claim_token=token, lease_until=lease_until)
+                .returning(table.c.id)
+            )
         )
+        if not claimed:
+            return []
         rows = session.execute(
             select(
                 Delivery.id,
@@ -137,7 +171,7 @@ def claim(
             )
             .join(Notification, Notification.id == Delivery.notification_id)
             .join(Repository, Repository.id == Notification.repository_id)
-            .where(Delivery.id.in_(list(delivery_ids)), Delivery.claim_token == token)
+            .where(Delivery.id.in_(claimed))
         ).all()
         skipped = [row for row in rows if row[9] is not None and row[1] == "event"]
         if skipped:
@@ -299,4 +333,13 @@ def _elapsed_ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 3)
 
 
-__all__ = ["Job", "Outcome", "attempt", "claim", "released", "retry_delay", "trim"]
+__all__ = [
+    "Job",
+    "Outcome",
+    "attempt",
+    "claim",
+    "claim_due",
+    "released",
+    "retry_delay",
+    "trim",
+]

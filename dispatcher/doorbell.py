@@ -13,15 +13,19 @@ from typing import Protocol
 
 class Doorbell(Protocol):
     def ring(self, delivery_ids: Sequence[str]) -> None:
-        """Announce due deliveries; implementations batch the ids into few broker messages."""
+        """Announce due work. Worker doorbells ignore the ids: the worker that answers drains
+        every due delivery, and a ring while one is already out sends nothing."""
         ...
 
 
 class RecordingDoorbell:
-    """Keeps the ids it was rung with; for tests and for a service running without workers."""
+    """Counts its rings and keeps the ids they named; for tests and for a service running
+    without workers."""
 
     def __init__(self) -> None:
         self.rung: list[str] = []
+        self.rings = 0
 
     def ring(self, delivery_ids: Sequence[str]) -> None:
+        self.rings += 1
         self.rung.extend(delivery_ids)

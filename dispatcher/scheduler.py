@@ -1,10 +1,9 @@
 """The sweep: the periodic job that makes the doorbell reliable.
 
-Workers are only told about deliveries by the doorbell, and a ring can be lost (a broker
-restart, a worker killed holding its batch, a retry whose time has come). :func:`sweep` finds
-every delivery that is pending and due whose lease is empty or expired, gives it a short *ring
-lease* (``settings.ring_lease_seconds``, so the next tick does not ring it again while its
-message waits in the queue), clears any stale claim (the worker that held it lost it) and rings.
+Workers are only told about work by the doorbell, and a ring can be lost (a broker restart, a
+worker killed while draining) or never sent (a retry whose time has come, a target that was
+busy). :func:`sweep` looks for deliveries that are pending and due and that nobody holds (no
+claim, or a claim whose lease expired) and rings if there are any.
 :func:`run_sweeper` repeats that every ``settings.sweep_interval`` seconds until stopped;
 ``dispatcher scheduler`` and the embedded server run it.
 """
@@ -14,10 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from dispatcher.deliveries import prune_expired
@@ -30,38 +29,25 @@ log = logging.getLogger(__name__)
 
 
 def sweep(runtime: Runtime, *, now: datetime | None = None) -> int:
-    """Ring the due deliveries nobody holds (at most ``settings.sweep_batch_limit``, oldest
-    due first); return how many were rung."""
-    settings = runtime.settings
+    """Count the due deliveries that nobody holds (at most ``settings.sweep_batch_limit``) and
+    ring if there are any; return the count. Ringing while a ring is out costs nothing."""
     now = now or utcnow()
     table = DELIVERY_TABLE
     due = (
-        table.c.status == "pending",
-        table.c.next_attempt_at <= now,
-        or_(table.c.lease_until.is_(None), table.c.lease_until < now),
-    )
-    with runtime.sessions() as session, session.begin():
-        query = (
-            select(table.c.id)
-            .where(*due)
-            .order_by(table.c.next_attempt_at)
-            .limit(settings.sweep_batch_limit)
+        select(table.c.id)
+        .where(
+            table.c.status == "pending",
+            table.c.next_attempt_at <= now,
+            or_(table.c.claim_token.is_(None), table.c.lease_until < now),
         )
-        if runtime.engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        ids = list(session.scalars(query))
-        if ids:
-            session.execute(
-                update(table)
-                .where(table.c.id.in_(ids), *due)
-                .values(
-                    lease_until=now + timedelta(seconds=settings.ring_lease_seconds),
-                    claim_token=None,
-                )
-            )
-    if ids:
-        runtime.doorbell.ring(ids)
-    return len(ids)
+        .limit(runtime.settings.sweep_batch_limit)
+        .subquery()
+    )
+    with runtime.sessions() as session:
+        count = session.scalar(select(func.count()).select_from(due)) or 0
+    if count:
+        runtime.doorbell.ring([])
+    return count
 
 
 def run_sweeper(runtime: Runtime, stop: threading.Event) -> None:

@@ -1,8 +1,8 @@
-"""The Celery app: one task, ``dispatcher.deliver_batch(ids)``.
+"""The Celery app: one task, ``dispatcher.drain()``.
 
-The broker is only a doorbell (see :mod:`dispatcher.doorbell`): messages carry delivery ids,
-never objects, and the database decides what is due. Retries are not Celery retries; their
-time lives in ``deliveries.next_attempt_at`` and the sweep rings them.
+The broker is only a doorbell (see :mod:`dispatcher.worker.doorbells`): a message says "there
+is due work" and the task drains it from the database, which decides what is due. Retries are
+not Celery retries; their time lives in ``deliveries.next_attempt_at`` and the sweep rings.
 
 Settings chosen for at-least-once delivery: ``task_acks_late`` and
 ``task_reject_on_worker_lost`` (a message is acknowledged after its task ran), prefetch of one
@@ -20,6 +20,7 @@ from celery.signals import worker_process_shutdown, worker_shutdown
 
 from dispatcher.config import Settings
 from dispatcher.worker.context import WorkerContext, build_context
+from dispatcher.worker.doorbells import TASK_NAME, CeleryDoorbell
 
 ContextFactory = Callable[[], WorkerContext]
 
@@ -66,10 +67,11 @@ def create_celery(settings: Settings, context_factory: ContextFactory | None = N
         task_send_sent_event=False,
     )
     holder = _ContextHolder(context_factory or (lambda: build_context(settings)))
+    doorbell = CeleryDoorbell(app, settings)
 
-    @app.task(name="dispatcher.deliver_batch", ignore_result=True)  # type: ignore[untyped-decorator]
-    def deliver_batch(delivery_ids: list[str]) -> int:
-        return holder.get().deliver(delivery_ids)
+    @app.task(name=TASK_NAME, ignore_result=True)  # type: ignore[untyped-decorator]
+    def drain() -> int:
+        return holder.get().drain(doorbell.flag, ask_for_help=doorbell.send)
 
     worker_shutdown.connect(holder.close, weak=False)
     worker_process_shutdown.connect(holder.close, weak=False)

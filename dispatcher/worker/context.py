@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 import httpx
 
 from dispatcher.config import Settings
-from dispatcher.delivery import claim
+from dispatcher.delivery import claim_due
 from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.senders.base import Sender
+from dispatcher.worker.doorbells import RingFlag
 from dispatcher.worker.pool import SenderPool
 
 
@@ -30,15 +31,32 @@ class WorkerContext:
         self._owns_runtime = owns_runtime
         self.pool = SenderPool(runtime.sessions, runtime.settings, registry)
 
-    def deliver(self, delivery_ids: Sequence[str]) -> int:
-        """Claim the due deliveries among ``delivery_ids`` and hand them to the sender pool;
-        return how many were claimed. Returns once they are queued, not sent: a worker that
-        dies with them queued loses only its leases, and the sweep rings them again. Blocks
-        while the pool is full (backpressure on the broker consumer)."""
-        jobs = claim(self.runtime.sessions, delivery_ids, self.runtime.settings)
-        if jobs:
-            self.pool.submit(jobs)
-        return len(jobs)
+    def drain(self, flag: RingFlag, ask_for_help: Callable[[], None] | None = None) -> int:
+        """Claim due deliveries in batches of ``settings.worker_batch_size`` and hand them to
+        the sender pool until none is left; return how many were claimed.
+
+        Returns once they are queued, not sent: a worker that dies with them queued loses only
+        its leases, and the sweep rings them again. Blocks while the pool is full
+        (backpressure). ``flag`` is cleared before the last, empty claim, so work committed by a
+        producer that found the flag still set is never left behind (see
+        :mod:`~dispatcher.worker.doorbells`). After a full batch ``ask_for_help`` rings other
+        workers, so a backlog is drained by all of them."""
+        settings = self.runtime.settings
+        total = 0
+        cleared = False
+        while True:
+            jobs = claim_due(self.runtime.sessions, settings, settings.worker_batch_size)
+            if jobs:
+                if len(jobs) == settings.worker_batch_size and ask_for_help is not None:
+                    ask_for_help()
+                self.pool.submit(jobs)
+                total += len(jobs)
+                cleared = False
+            elif cleared:
+                return total
+            else:
+                flag.clear()
+                cleared = True
 
     def close(self, timeout: float | None = None) -> None:
         """Finish in-flight sends, hand back waiting ones, record everything, close clients."""

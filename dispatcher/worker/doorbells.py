@@ -1,9 +1,15 @@
 """Doorbells that reach workers: through the broker, or to a worker in this process.
 
-Both coalesce: ids rung within ``settings.doorbell_linger`` seconds travel together, in
-messages of at most ``settings.worker_batch_size`` ids, so a producer emitting many small
-events does not cost one broker message (and one claim) per delivery. A ring lost in the
-linger window (the process died) is made good by the sweep.
+A ring says "there is due work"; it carries no ids. The worker that answers *drains*: it
+claims due deliveries in batches until none is left (see
+:meth:`~dispatcher.worker.context.WorkerContext.drain`). So ringing again while a ring is
+already out is pointless, and a :class:`RingFlag` makes it free: a producer sends a message
+only when it sets the flag, and the draining worker clears the flag before its last, empty
+claim. A delivery committed before a producer found the flag set is therefore always seen by
+that last claim, and one committed after the flag was cleared rings again.
+
+The flag expires after ``settings.ring_lease_seconds``, so a lost message delays work by at
+most that long (the scheduler's sweep rings whenever due work waits).
 """
 
 from __future__ import annotations
@@ -11,130 +17,135 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
+import redis
 from kombu.exceptions import OperationalError
 
 from dispatcher.config import Settings
 
 log = logging.getLogger(__name__)
 
-TASK_NAME = "dispatcher.deliver_batch"
+TASK_NAME = "dispatcher.drain"
 
 
-class _Coalescer:
-    """Collects ids; hands batches to ``send`` when full or ``linger`` seconds after the first
-    id of a batch arrived. ``send`` runs on the ringing thread (full batches) or on one
-    daemon flusher thread (the rest)."""
+class RingFlag(Protocol):
+    """Shared "a ring is out" flag between producers and draining workers."""
 
-    def __init__(
-        self,
-        send: Callable[[list[str]], None],
-        batch_size: int,
-        linger: float,
-        close_timeout: float = 0.0,
-    ) -> None:
-        self._send = send
-        self._close_timeout = close_timeout
-        self._batch_size = max(batch_size, 1)
-        self._linger = linger
-        self._pending: list[str] = []
+    def acquire(self) -> bool:
+        """Set the flag; True when it was not set (the caller should ring)."""
+        ...
+
+    def clear(self) -> None:
+        """Unset the flag: the next producer rings again."""
+        ...
+
+
+class AlwaysRing:
+    """No shared flag (a broker other than Redis): every ring sends a message."""
+
+    def acquire(self) -> bool:
+        return True
+
+    def clear(self) -> None:
+        return None
+
+
+class RedisRingFlag:
+    """The flag as one Redis key set with NX and an expiry of ``ring_lease_seconds``.
+
+    If Redis cannot be reached the flag errs on the side of ringing."""
+
+    def __init__(self, client: redis.Redis[bytes], key: str, ttl: float) -> None:
+        self._client = client
+        self._key = key
+        self._ttl_ms = max(int(ttl * 1000), 1)
+
+    def acquire(self) -> bool:
+        try:
+            return bool(self._client.set(self._key, b"1", nx=True, px=self._ttl_ms))
+        except redis.RedisError:
+            return True
+
+    def clear(self) -> None:
+        try:
+            self._client.delete(self._key)
+        except redis.RedisError as exc:
+            log.warning("doorbell: could not clear the ring flag: %s", type(exc).__name__)
+
+
+class LocalRingFlag:
+    """The flag within one process (the embedded worker)."""
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._closed = False
-        self._flusher: threading.Thread | None = None
+        self._set = False
 
-    def ring(self, delivery_ids: Sequence[str]) -> None:
-        full: list[list[str]] = []
+    def acquire(self) -> bool:
         with self._lock:
-            self._pending.extend(delivery_ids)
-            while len(self._pending) >= self._batch_size:
-                full.append(self._pending[: self._batch_size])
-                del self._pending[: self._batch_size]
-            if self._pending and (self._linger <= 0 or self._closed):
-                full.append(self._pending)
-                self._pending = []
-            elif self._pending:
-                if self._flusher is None:
-                    self._flusher = threading.Thread(
-                        target=self._flush_loop, name="doorbell", daemon=True
-                    )
-                    self._flusher.start()
-                self._wake.notify()
-        for batch in full:
-            self._send(batch)
+            was_set, self._set = self._set, True
+            return not was_set
 
-    def _flush_loop(self) -> None:
-        while True:
-            with self._lock:
-                while not self._pending and not self._closed:
-                    self._wake.wait()
-                if self._closed and not self._pending:
-                    return
-            # let more ids arrive before sending a partial batch
-            threading.Event().wait(self._linger)
-            self.flush()
-
-    def flush(self) -> None:
+    def clear(self) -> None:
         with self._lock:
-            batch, self._pending = self._pending, []
-        if batch:
-            self._send(batch)
+            self._set = False
 
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._wake.notify()
-            flusher = self._flusher
-        # Let a batch the flusher already took reach the broker before the process exits.
-        if flusher is not None and flusher is not threading.current_thread():
-            flusher.join(timeout=self._close_timeout)
-        self.flush()
+
+def ring_flag(settings: Settings) -> RingFlag:
+    """A Redis flag when the broker is Redis (the key is named after the worker queue)."""
+    url = settings.broker_url or ""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=settings.readiness_timeout,
+            socket_connect_timeout=settings.readiness_timeout,
+        )
+        key = f"dispatcher:ring:{settings.worker_queue}"
+        return RedisRingFlag(client, key, settings.ring_lease_seconds)
+    return AlwaysRing()
 
 
 class CeleryDoorbell:
-    """Rings ``dispatcher.deliver_batch`` through ``celery_app``'s broker."""
+    """Rings ``dispatcher.drain`` through ``celery_app``'s broker, once per ring that is out."""
 
-    def __init__(self, celery_app: object, settings: Settings) -> None:
+    def __init__(self, celery_app: Any, settings: Settings, flag: RingFlag | None = None) -> None:
         self._app = celery_app
-        self._coalescer = _Coalescer(
-            self._send,
-            settings.worker_batch_size,
-            settings.doorbell_linger,
-            close_timeout=settings.http_timeout,
-        )
+        self.flag = flag if flag is not None else ring_flag(settings)
 
-    def ring(self, delivery_ids: Sequence[str]) -> None:
-        self._coalescer.ring(delivery_ids)
+    def ring(self, delivery_ids: Sequence[str] = ()) -> None:
+        if self.flag.acquire():
+            self.send()
 
-    def _send(self, batch: list[str]) -> None:
+    def send(self) -> None:
+        """Send a message whatever the flag says (a draining worker asking for help)."""
         try:
-            self._app.send_task(TASK_NAME, args=[batch])  # type: ignore[attr-defined]
+            self._app.send_task(TASK_NAME)
         except (OperationalError, OSError) as exc:
-            # The rows are committed; the sweep rings them once the broker is back.
+            # The rows are committed; the sweep rings again once the broker is back.
+            self.flag.clear()
             log.warning(
-                "doorbell: broker unreachable (%s); the sweep will ring %d deliveries",
-                type(exc).__name__,
-                len(batch),
+                "doorbell: broker unreachable (%s); the sweep will ring", type(exc).__name__
             )
 
-    def flush(self) -> None:
-        """Send what is waiting for the linger window now."""
-        self._coalescer.flush()
-
     def close(self) -> None:
-        self._coalescer.close()
+        return None
 
 
 class LocalDoorbell:
-    """Hands id batches to a worker thread of this process (the embedded server)."""
+    """Wakes the embedded worker thread of this process."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.batches: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
-        self._coalescer = _Coalescer(self.batches.put, settings.worker_batch_size, 0.0)
+    def __init__(self) -> None:
+        self.flag = LocalRingFlag()
+        self.rings: queue.SimpleQueue[bool] = queue.SimpleQueue()
 
-    def ring(self, delivery_ids: Sequence[str]) -> None:
-        self._coalescer.ring(delivery_ids)
+    def ring(self, delivery_ids: Sequence[str] = ()) -> None:
+        if self.flag.acquire():
+            self.rings.put(True)
+
+    def send(self) -> None:
+        self.rings.put(True)
 
     def close(self) -> None:
-        self.batches.put(None)
+        """Tell the worker thread to stop."""
+        self.rings.put(False)

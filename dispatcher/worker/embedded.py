@@ -1,15 +1,14 @@
 """The embedded worker: what ``dispatcher serve`` runs beside the API when no broker is set.
 
 :func:`start_embedded` installs a :class:`~dispatcher.worker.doorbells.LocalDoorbell` on the
-runtime and starts two daemon threads: one claims rung batches and feeds the sender pool, one
-runs the sweep. ``stop()`` on the returned handle ends both, finishes in-flight sends and
-records every outcome.
+runtime and starts two daemon threads: one drains due deliveries into the sender pool whenever
+the doorbell rings, one runs the sweep. ``stop()`` on the returned handle ends both, finishes
+in-flight sends and records every outcome.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,7 +27,7 @@ class EmbeddedWorker:
     def __init__(self, runtime: Runtime, context: WorkerContext) -> None:
         self.runtime = runtime
         self.context = context
-        self.doorbell = LocalDoorbell(runtime.settings)
+        self.doorbell = LocalDoorbell()
         runtime.doorbell = self.doorbell
         self._stop = threading.Event()
         self._consumer = threading.Thread(target=self._consume, name="embedded-worker", daemon=True)
@@ -39,29 +38,13 @@ class EmbeddedWorker:
         self._sweeper.start()
 
     def _consume(self) -> None:
-        limit = self.runtime.settings.worker_batch_size
-        while True:
-            batch = self.doorbell.batches.get()
-            if batch is None:
-                return
-            # coalesce whatever else is already waiting, up to one batch
-            while len(batch) < limit:
-                try:
-                    more = self.doorbell.batches.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._deliver(batch)
-                    return
-                batch.extend(more)
-            self._deliver(batch)
-
-    def _deliver(self, batch: list[str]) -> None:
-        try:
-            self.context.deliver(batch)
-        except SQLAlchemyError as exc:
-            # nothing was claimed; the sweep rings these again
-            log.warning("embedded worker: could not claim %d deliveries: %s", len(batch), exc)
+        while self.doorbell.rings.get():
+            try:
+                self.context.drain(self.doorbell.flag)
+            except SQLAlchemyError as exc:
+                # what was not claimed stays due; the sweep rings again
+                self.doorbell.flag.clear()
+                log.warning("embedded worker: could not claim deliveries: %s", exc)
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Stop the sweep and the consumer, then the sender pool (in-flight sends finish)."""

@@ -34,7 +34,6 @@ def emit(pipeline: Pipeline, event: str = "repo_push", data: dict[str, Any] | No
         event,
         data if data is not None else {"updated_tags": ["v1"]},
     )
-    runtime.doorbell.flush()  # type: ignore[attr-defined]
     return result
 
 

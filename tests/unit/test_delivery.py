@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from dispatcher import producer
-from dispatcher.delivery import Job, Outcome, attempt, claim, retry_delay
+from dispatcher.delivery import Job, Outcome, attempt, claim, claim_due, retry_delay
+from dispatcher.doorbell import RecordingDoorbell
 from dispatcher.models import Attempt, Delivery, Notification, utcnow
 from dispatcher.recording import record
 from dispatcher.runtime import Runtime
@@ -260,7 +261,7 @@ def test_stale_claim_changes_nothing(runtime: Runtime, sender: FakeSender) -> No
     (did,) = emit(runtime)
     (stale,) = claim(runtime.sessions, [did], runtime.settings)
     later = utcnow() + timedelta(seconds=runtime.settings.lease_seconds + 1)
-    assert sweep(runtime, now=later) == 1  # the lease expired: the sweep hands it out again
+    assert sweep(runtime, now=later) == 1  # the lease expired: the sweep rings for it
     (fresh,) = claim(runtime.sessions, [did], runtime.settings, now=later + timedelta(seconds=31))
     summary = record(runtime.sessions, [attempt(stale, {"webhook": sender})], runtime.settings)
     assert (summary.applied, summary.stale) == (0, 1)
@@ -286,16 +287,19 @@ def test_success_after_failures_in_one_batch(runtime: Runtime, sender: FakeSende
 # -- sweep ------------------------------------------------------------------------------------
 
 
-def test_sweep_rings_due_unleased_once_per_ring_lease(runtime: Runtime) -> None:
+def test_sweep_rings_while_due_work_waits(runtime: Runtime) -> None:
     notify(runtime)
     ids = emit(runtime)
-    runtime.doorbell.rung.clear()  # type: ignore[attr-defined]
-    now = utcnow()
-    assert sweep(runtime, now=now) == 1
-    assert runtime.doorbell.rung == ids  # type: ignore[attr-defined]
-    assert sweep(runtime, now=now + timedelta(seconds=1)) == 0
-    lease = runtime.settings.ring_lease_seconds
-    assert sweep(runtime, now=now + timedelta(seconds=lease + 1)) == 1
+    doorbell = runtime.doorbell
+    assert isinstance(doorbell, RecordingDoorbell)
+    before = doorbell.rings
+    assert sweep(runtime) == 1
+    assert doorbell.rings == before + 1
+    claim(runtime.sessions, ids, runtime.settings)
+    assert sweep(runtime) == 0  # claimed: nothing waits
+    assert doorbell.rings == before + 1
+    later = utcnow() + timedelta(seconds=runtime.settings.lease_seconds + 1)
+    assert sweep(runtime, now=later) == 1  # the claim's lease ran out: due again
 
 
 def test_sweep_leaves_claimed_and_future_deliveries(runtime: Runtime, sender: FakeSender) -> None:
@@ -393,3 +397,117 @@ def test_pool_blocks_submit_when_full(db_url: str, sender: FakeSender) -> None:
 
 def test_job_is_plain_data() -> None:
     assert Job.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+# -- draining ---------------------------------------------------------------------------------
+
+
+def test_claim_due_takes_oldest_due_first_and_never_twice(runtime: Runtime) -> None:
+    for n in range(5):
+        notify(runtime, url=f"http://hook.example/{n}")
+    ids = emit(runtime)
+    first = claim_due(runtime.sessions, runtime.settings, 3)
+    second = claim_due(runtime.sessions, runtime.settings, 3)
+    assert len(first) == 3 and len(second) == 2
+    assert sorted(j.delivery_id for j in first + second) == sorted(ids)
+    assert claim_due(runtime.sessions, runtime.settings, 3) == []
+    later = utcnow() + timedelta(seconds=runtime.settings.lease_seconds + 1)
+    assert len(claim_due(runtime.sessions, runtime.settings, 10, now=later)) == 5
+
+
+def test_drain_sends_everything_due_then_clears_the_flag(db_url: str, sender: FakeSender) -> None:
+    from dispatcher.worker.context import WorkerContext
+    from dispatcher.worker.doorbells import LocalRingFlag
+
+    runtime = make_runtime(db_url, worker_batch_size=2)
+    context = WorkerContext(runtime, {"webhook": sender})
+    helped: list[int] = []
+    try:
+        for n in range(5):
+            notify(runtime, url=f"http://hook.example/{n}")
+        ids = emit(runtime)
+        flag = LocalRingFlag()
+        assert flag.acquire()  # a producer rang
+        assert context.drain(flag, ask_for_help=lambda: helped.append(1)) == 5
+        assert flag.acquire()  # cleared: the next producer rings again
+        assert context.pool.wait_idle(10)
+        assert all(delivery(runtime, d).status == "succeeded" for d in ids)
+        assert len(helped) == 2  # two full batches of 2 asked other workers to join
+    finally:
+        context.close(10)
+        runtime.close()
+
+
+def test_drain_sees_work_committed_while_the_flag_was_still_set(
+    db_url: str, sender: FakeSender
+) -> None:
+    """A producer that found the flag set rang nobody: the drain's last claim must find it."""
+    from dispatcher.worker.context import WorkerContext
+    from dispatcher.worker.doorbells import LocalRingFlag
+
+    runtime = make_runtime(db_url)
+    context = WorkerContext(runtime, {"webhook": sender})
+    flag = LocalRingFlag()
+    cleared: list[str] = []
+
+    class LateProducer:
+        """Commits one more delivery just before the worker clears the flag."""
+
+        def acquire(self) -> bool:
+            return flag.acquire()
+
+        def clear(self) -> None:
+            if not cleared:
+                cleared.extend(emit(runtime))
+                assert not flag.acquire()  # the producer saw the flag set: no ring
+            flag.clear()
+
+    try:
+        notify(runtime)
+        first = emit(runtime)
+        assert flag.acquire()
+        assert context.drain(LateProducer()) == 2
+        assert context.pool.wait_idle(10)
+        assert all(delivery(runtime, d).status == "succeeded" for d in first + cleared)
+    finally:
+        context.close(10)
+        runtime.close()
+
+
+def test_ring_flags() -> None:
+    import fakeredis
+
+    from dispatcher.worker.doorbells import CeleryDoorbell, LocalRingFlag, RedisRingFlag
+
+    local = LocalRingFlag()
+    assert local.acquire() and not local.acquire()
+    local.clear()
+    assert local.acquire()
+
+    shared = RedisRingFlag(fakeredis.FakeRedis(), "dispatcher:ring:test", ttl=0.05)
+    assert shared.acquire() and not shared.acquire()
+    shared.clear()
+    assert shared.acquire()
+    time.sleep(0.1)
+    assert shared.acquire()  # a lost ring is made good when the flag expires
+
+    class App:
+        sent = 0
+
+        def send_task(self, name: str) -> None:
+            assert name == "dispatcher.drain"
+            App.sent += 1
+
+    doorbell = CeleryDoorbell(App(), make_settings(), flag=LocalRingFlag())
+    doorbell.ring(["a"])
+    doorbell.ring(["b"])
+    assert App.sent == 1  # a ring is out: the second producer sends nothing
+    doorbell.flag.clear()
+    doorbell.ring(["c"])
+    assert App.sent == 2
+
+
+def make_settings() -> Any:
+    from dispatcher.config import Settings
+
+    return Settings()
