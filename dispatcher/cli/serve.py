@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+from types import FrameType
 from typing import Any
 
 from dispatcher.config import get_settings
@@ -41,6 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
 
         embedded = start_embedded(runtime)
     try:
+        signal.signal(signal.SIGTERM, _exit_cleanly)
         uvicorn.run(
             app,
             host=args.host or settings.host,
@@ -52,3 +55,10 @@ def _serve(args: argparse.Namespace) -> int:
             embedded.stop()
         runtime.close()
     return 0
+
+
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM outside uvicorn's own handling. uvicorn stops gracefully on SIGTERM, restores
+    this handler and raises the signal again; exiting through ``finally`` then lets the
+    embedded worker finish and record its sends instead of the process dying mid-flight."""
+    raise SystemExit(0)
