@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.config import Settings, get_settings
@@ -251,58 +253,73 @@ def _expiry_targets(
     now: datetime,
 ) -> list[tuple[int, str]]:
     """Per notification, the tags to announce now; records the announcements and stores one
-    event per notification. Returns ``(notification_id, event_id)`` pairs."""
+    event per notification. Returns ``(notification_id, event_id)`` pairs.
+
+    A tag is announced by the call whose announcement row is inserted: a concurrent emit of
+    the same report inserts nothing (the unique constraint decides) and announces nothing."""
     tags = parse_expiring_tags(data.get("tags"))
     if not tags or not rows:
         return []
-    announced = _announced(session, [row[0] for row in rows], tags)
-    event_type = get_event(EXPIRY_EVENT)
-    targets: list[tuple[int, str]] = []
-    announcements: list[dict[str, Any]] = []
-    for notification_id, notification_uuid, config in rows:
+    wanted: dict[tuple[int, str, datetime], None] = {}
+    days_of: dict[int, int] = {}
+    for notification_id, _uuid, config in rows:
         days = expiry_days(config or {})
         if days is None:
             continue
+        days_of[notification_id] = days
         horizon = now + timedelta(days=days)
-        due = [
-            (tag, expires_at)
+        wanted.update(
+            ((notification_id, tag, expires_at), None)
             for tag, expires_at in tags
-            if now < expires_at <= horizon and (notification_id, tag, expires_at) not in announced
-        ]
-        if not due:
-            continue
-        announcements.extend(
-            {"notification_id": notification_id, "tag": tag, "expires_at": at, "created_at": now}
-            for tag, at in due
+            if now < expires_at <= horizon
         )
+    claimed = _claim_announcements(session, list(wanted), now)
+    due: dict[int, list[str]] = {}
+    for key in wanted:  # in report order
+        if key in claimed:
+            due.setdefault(key[0], []).append(key[1])
+    event_type = get_event(EXPIRY_EVENT)
+    targets: list[tuple[int, str]] = []
+    for notification_id, notification_uuid, _config in rows:
+        if notification_id not in due:
+            continue
         extra = {
-            "tags": [tag for tag, _ in due],
-            "expiring_in": f"{days} days",
+            "tags": due[notification_id],
+            "expiring_in": f"{days_of[notification_id]} days",
             "notification_uuid": notification_uuid,
         }
         envelope = _envelope(settings, repository, event_type, extra)
         event_id = _insert_event(session, repository, EXPIRY_EVENT, envelope, performer, now)
         targets.append((notification_id, event_id))
-    if announcements:
-        session.execute(insert(ExpiryAnnouncement), announcements)
     return targets
 
 
-def _announced(
-    session: Session, notification_ids: Sequence[int], tags: Sequence[tuple[str, datetime]]
+def _claim_announcements(
+    session: Session, keys: Sequence[tuple[int, str, datetime]], now: datetime
 ) -> set[tuple[int, str, datetime]]:
-    names = sorted({tag for tag, _ in tags})
-    found = session.execute(
-        select(
+    """Insert an announcement per ``(notification_id, tag, expires_at)`` unless one exists;
+    return the keys inserted by this call."""
+    if not keys:
+        return set()
+    dialect = session.get_bind().dialect.name
+    dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        dialect_insert(ExpiryAnnouncement)
+        .on_conflict_do_nothing(index_elements=["notification_id", "tag", "expires_at"])
+        .returning(
             ExpiryAnnouncement.notification_id,
             ExpiryAnnouncement.tag,
             ExpiryAnnouncement.expires_at,
-        ).where(
-            ExpiryAnnouncement.notification_id.in_(notification_ids),
-            ExpiryAnnouncement.tag.in_(names),
         )
+    )
+    inserted = session.execute(
+        statement,
+        [
+            {"notification_id": owner, "tag": tag, "expires_at": at, "created_at": now}
+            for owner, tag, at in keys
+        ],
     ).all()
-    return {(row[0], row[1], row[2]) for row in found}
+    return {(row[0], row[1], row[2]) for row in inserted}
 
 
 def parse_expiring_tags(value: Any) -> list[tuple[str, datetime]]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,9 +14,10 @@ from sqlalchemy import func, insert, select
 
 from dispatcher import producer
 from dispatcher.errors import InvalidRequestError, UnknownEventError
-from dispatcher.models import Delivery, Event, Notification, utcnow
+from dispatcher.models import Delivery, Event, ExpiryAnnouncement, Notification, utcnow
 from dispatcher.runtime import Runtime
 from dispatcher.service import queue_test
+from tests.conftest import empty_tables
 from tests.unit.pipeline_helpers import (
     add_notification,
     add_repository,
@@ -223,3 +226,60 @@ def test_image_expiry_announces_tags_within_days_once(runtime: Runtime) -> None:
 def test_image_expiry_rejects_bad_times(runtime: Runtime) -> None:
     with pytest.raises(InvalidRequestError, match="expires_at"):
         emit(runtime, "repo_image_expiry", {"tags": [{"name": "x", "expires_at": "soon"}]})
+
+
+@pytest.fixture
+def backend_runtime(database_url: str) -> Iterator[Runtime]:
+    """A runtime on this backend's shared database, emptied afterwards."""
+    rt = make_runtime(database_url)
+    yield rt
+    empty_tables(rt)
+    rt.close()
+
+
+def expiring(*names: str) -> list[dict[str, object]]:
+    at = (utcnow() + timedelta(hours=12)).isoformat()
+    return [{"name": name, "expires_at": at} for name in names]
+
+
+def test_image_expiry_announces_each_tag_once_across_emits(backend_runtime: Runtime) -> None:
+    runtime = backend_runtime
+    repo = add_repository(runtime)
+    add_notification(runtime, repo, event="repo_image_expiry", event_config={"days": 7})
+    tags = expiring("v1", "v2")
+    assert emit(runtime, "repo_image_expiry", {"tags": tags}).deliveries == 1
+    # one tag more in the next report: only the new one goes out
+    again = emit(runtime, "repo_image_expiry", {"tags": tags + expiring("v3")})
+    assert again.deliveries == 1
+    with runtime.sessions() as session:
+        (delivery,) = session.scalars(select(Delivery).where(Delivery.id.in_(again.delivery_ids)))
+        assert session.get_one(Event, delivery.event_id).data["tags"] == ["v3"]
+    assert emit(runtime, "repo_image_expiry", {"tags": tags}).deliveries == 0
+
+
+def test_concurrent_image_expiry_emits_announce_once(backend_runtime: Runtime) -> None:
+    runtime = backend_runtime
+    repo = add_repository(runtime)
+    for days in (1, 7):
+        add_notification(runtime, repo, event="repo_image_expiry", event_config={"days": days})
+    report = {"tags": expiring("v1", "v2", "v3")}
+    start = threading.Barrier(2, timeout=10)
+
+    def emit_at_once() -> int:
+        start.wait()
+        return int(emit(runtime, "repo_image_expiry", report).deliveries)
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(emit_at_once) for _ in range(2)]
+        counts = sorted(future.result(timeout=30) for future in futures)
+
+    # one emit announces every tag to both notifications; the other finds them taken
+    assert counts == [0, 2]
+    with runtime.sessions() as session:
+        announced = session.scalar(select(func.count()).select_from(ExpiryAnnouncement))
+        tags = [
+            session.get_one(Event, delivery.event_id).data["tags"]
+            for delivery in session.scalars(select(Delivery))
+        ]
+    assert announced == 6
+    assert sorted(tags) == [["v1", "v2", "v3"], ["v1", "v2", "v3"]]
