@@ -32,10 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from dispatcher.db import Base
-
-DELIVERY_STATUSES = ("pending", "succeeded", "failed", "skipped")
-FINAL_STATUSES = ("succeeded", "failed", "skipped")
-DELIVERY_KINDS = ("event", "test", "redelivery")
+from dispatcher.vocabulary import DELIVERY_KINDS, DELIVERY_STATUSES, FINAL_STATUSES
 
 
 def utcnow() -> datetime:

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from dispatcher import senders
 from dispatcher.config import Settings
 from dispatcher.doorbell import Doorbell
 from dispatcher.errors import InvalidRequestError, NotFoundError
@@ -105,6 +104,10 @@ def create_notification(
     settings: Settings,
 ) -> Notification:
     """Validate and store a notification. Raises InvalidRequestError with Quay's messages."""
+    # Here, not at the top: the senders load httpx, Jinja and the e-mail validator, which
+    # commands that only list or add repositories do not need.
+    from dispatcher import senders
+
     event_type = get_event(event)
     stored_config = senders.validate_config(method, config, settings)
     event_type.validate_config(event_config)

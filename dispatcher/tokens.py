@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from dispatcher.errors import AuthError, InvalidRequestError, NotFoundError, PermissionDeniedError
 from dispatcher.models import AccessToken, utcnow
+from dispatcher.vocabulary import SCOPES
 
-SCOPES = ("repo:admin", "events:write")
 TOKEN_PREFIX = "dsp_"
 _GRANT = re.compile(r"^(\*|[a-z0-9][a-z0-9._-]*/(\*|[a-z0-9][a-z0-9._-]*))$")
 

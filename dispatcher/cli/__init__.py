@@ -1,6 +1,10 @@
 """The ``dispatcher`` command. Each command group lives in its own module of this package and
 registers itself in :data:`COMMAND_MODULES` order; a handler takes the parsed arguments and
-returns the exit status."""
+returns the exit status.
+
+Command modules import at their top only what building the parser needs; a handler imports
+the rest (the ORM, the senders, FastAPI, Celery) when it runs, so ``--help`` and simple
+commands start quickly."""
 
 from __future__ import annotations
 
@@ -8,9 +12,6 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-
-from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError
 
 from dispatcher import __version__
 from dispatcher.errors import DispatcherError
@@ -48,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from pydantic import ValidationError
+    from sqlalchemy.exc import DBAPIError
+
     try:
         status: int = args.handler(args)
     except DispatcherError as exc:

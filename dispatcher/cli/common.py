@@ -6,16 +6,18 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dispatcher.config import get_settings
-from dispatcher.runtime import Runtime, create_runtime
+if TYPE_CHECKING:
+    from dispatcher.runtime import Runtime
 
 
 @contextmanager
 def cli_runtime() -> Iterator[Runtime]:
     """A runtime for one command, on a database upgraded to the newest schema."""
+    from dispatcher.config import get_settings
     from dispatcher.db import ensure_schema
+    from dispatcher.runtime import create_runtime
 
     settings = get_settings()
     runtime = create_runtime(settings)

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dispatcher.config import get_settings
-from dispatcher.db import upgrade
-
 
 def register(commands: Any) -> None:
     db = commands.add_parser("db", help="manage the database schema")
@@ -23,6 +20,9 @@ def register(commands: Any) -> None:
 
 
 def _upgrade(args: argparse.Namespace) -> int:
+    from dispatcher.config import get_settings
+    from dispatcher.db import upgrade
+
     settings = get_settings()
     upgrade(settings.database_url, args.revision)
     print(f"database at {_safe_url(settings.database_url)} is at revision {args.revision}")

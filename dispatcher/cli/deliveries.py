@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dispatcher import admin, deliveries
 from dispatcher.cli.common import cli_runtime, print_json, print_table
-from dispatcher.models import DELIVERY_STATUSES, Delivery
+from dispatcher.vocabulary import DELIVERY_STATUSES
+
+if TYPE_CHECKING:
+    from dispatcher.models import Delivery
 
 
 def register(commands: Any) -> None:
@@ -71,6 +73,8 @@ def _row(delivery: Delivery) -> list[Any]:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from dispatcher import admin, deliveries
+
     with cli_runtime() as runtime, runtime.sessions() as session:
         (notification,) = admin.notifications_by_uuid(session, [args.uuid])
         page = deliveries.list_deliveries(
@@ -94,6 +98,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _redeliver(args: argparse.Namespace) -> int:
+    from dispatcher import deliveries
+
     with cli_runtime() as runtime, runtime.sessions() as session:
         original = deliveries.find_delivery(session, args.delivery_id)
         delivery = deliveries.redeliver(session, original, runtime.doorbell)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dispatcher import admin
 from dispatcher.cli.common import cli_runtime, print_json, print_table
-from dispatcher.logs import describe_target
-from dispatcher.models import Notification
+
+if TYPE_CHECKING:
+    from dispatcher.models import Notification
 
 
 def register(commands: Any) -> None:
@@ -61,6 +61,8 @@ def register(commands: Any) -> None:
 
 
 def _view(notification: Notification) -> dict[str, Any]:
+    from dispatcher.logs import describe_target
+
     return {
         "repository": notification.repository.full_name,
         "uuid": notification.uuid,
@@ -74,6 +76,8 @@ def _view(notification: Notification) -> dict[str, Any]:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from dispatcher import admin
+
     with cli_runtime() as runtime, runtime.sessions() as session:
         rows = [
             _view(item)
@@ -96,6 +100,8 @@ def _reset(args: argparse.Namespace) -> int:
         parser.error("name notification uuids or give --all-disabled (one of the two)")
     if args.repo and not args.all_disabled:
         parser.error("--repo goes with --all-disabled")
+    from dispatcher import admin
+
     with cli_runtime() as runtime, runtime.sessions() as session:
         if args.all_disabled:
             targets = admin.find_notifications(session, repository=args.repo, disabled=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dispatcher import service
 from dispatcher.cli.common import cli_runtime, print_json, print_table
 
 
@@ -29,6 +28,8 @@ def register(commands: Any) -> None:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from dispatcher import service
+
     with cli_runtime() as runtime, runtime.sessions.begin() as session:
         repository, created = service.add_repository(session, args.repository)
         name = repository.full_name
@@ -37,6 +38,8 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from dispatcher import service
+
     with cli_runtime() as runtime, runtime.sessions() as session:
         rows = [
             {"repository": repo.full_name, "notifications": len(repo.notifications)}
@@ -50,6 +53,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
+    from dispatcher import service
+
     with cli_runtime() as runtime, runtime.sessions.begin() as session:
         count = service.remove_repository(session, args.repository)
     print(f"repository {args.repository} removed with {count} notification(s)")

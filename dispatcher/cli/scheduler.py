@@ -9,7 +9,6 @@ from types import FrameType
 from typing import Any
 
 from dispatcher.cli.common import cli_runtime
-from dispatcher.logs import configure_logging
 
 
 def register(commands: Any) -> None:
@@ -26,6 +25,7 @@ def register(commands: Any) -> None:
 
 
 def _scheduler(args: argparse.Namespace) -> int:
+    from dispatcher.logs import configure_logging
     from dispatcher.scheduler import run_sweeper, sweep
 
     with cli_runtime() as runtime:

@@ -7,8 +7,6 @@ import signal
 from types import FrameType
 from typing import Any
 
-from dispatcher.config import get_settings
-
 
 def register(commands: Any) -> None:
     serve = commands.add_parser(
@@ -28,6 +26,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from dispatcher.api import create_app
+    from dispatcher.config import get_settings
     from dispatcher.db import upgrade
     from dispatcher.logs import configure_logging
     from dispatcher.runtime import create_runtime

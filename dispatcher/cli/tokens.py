@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dispatcher import tokens
 from dispatcher.cli.common import cli_runtime, print_json, print_table
-from dispatcher.config import parse_duration
 from dispatcher.errors import InvalidRequestError
+from dispatcher.vocabulary import SCOPES
 
 
 def register(commands: Any) -> None:
@@ -26,7 +25,7 @@ def register(commands: Any) -> None:
         "--scope",
         action="append",
         required=True,
-        choices=tokens.SCOPES,
+        choices=SCOPES,
         help="repo:admin (notification API) or events:write (producer endpoint); repeatable",
     )
     create.add_argument(
@@ -50,6 +49,9 @@ def register(commands: Any) -> None:
 
 
 def _create(args: argparse.Namespace) -> int:
+    from dispatcher import tokens
+    from dispatcher.config import parse_duration
+
     try:
         expires_in = parse_duration(args.expires_in) if args.expires_in else None
     except ValueError as exc:
@@ -63,6 +65,8 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from dispatcher import tokens
+
     with cli_runtime() as runtime, runtime.sessions() as session:
         rows: list[dict[str, Any]] = [
             {
@@ -99,6 +103,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
+    from dispatcher import tokens
+
     with cli_runtime() as runtime, runtime.sessions.begin() as session:
         tokens.revoke_token(session, args.id)
     print(f"token {args.id} revoked")

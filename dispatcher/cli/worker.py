@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dispatcher.config import get_settings
 from dispatcher.errors import InvalidRequestError
 
 POOLS = ("solo", "threads", "prefork")
@@ -31,6 +30,7 @@ def register(commands: Any) -> None:
 def _worker(args: argparse.Namespace) -> int:
     from celery.signals import setup_logging
 
+    from dispatcher.config import get_settings
     from dispatcher.db import upgrade
     from dispatcher.logs import configure_logging
     from dispatcher.worker.app import create_celery

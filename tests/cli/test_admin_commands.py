@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,39 +14,22 @@ import pytest
 from dispatcher.api import create_app
 from dispatcher.config import Settings
 from dispatcher.runtime import create_runtime
+from tests.cli.conftest import CLI
 from tests.conftest import BACKENDS, fresh_database_url
-
-COMMAND = str(Path(sys.executable).parent / "dispatcher")
-
-Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(params=BACKENDS)
 def run(
     request: pytest.FixtureRequest, tmp_path: Path, postgres_database: Callable[[], str]
-) -> Run:
-    return runner(fresh_database_url(request.param, tmp_path, postgres_database), tmp_path)
+) -> CLI:
+    """The command on a fresh, not yet migrated database of each backend."""
+    return CLI(fresh_database_url(request.param, tmp_path, postgres_database), tmp_path)
 
 
 @pytest.fixture
-def sqlite_run(tmp_path: Path) -> Run:
+def sqlite_run(tmp_path: Path) -> CLI:
     """For input checks that do not depend on the backend."""
-    return runner(f"sqlite:///{tmp_path / 'cli.db'}", tmp_path)
-
-
-def runner(url: str, tmp_path: Path) -> Run:
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "DISPATCHER_DATABASE_URL": url}
-        result = subprocess.run(
-            [COMMAND, *args], capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"{args} failed: {result.stderr}")
-        return result
-
-    run.database_url = url  # type: ignore[attr-defined]
-    return run
+    return CLI(f"sqlite:///{tmp_path / 'cli.db'}", tmp_path)
 
 
 def api_status(database_url: str, secret: str, path: str) -> int:
@@ -66,12 +48,12 @@ def api_status(database_url: str, secret: str, path: str) -> int:
         runtime.close()
 
 
-def test_db_upgrade_is_repeatable(run: Run) -> None:
+def test_db_upgrade_is_repeatable(run: CLI) -> None:
     assert "head" in run("db", "upgrade").stdout
     assert run("db", "upgrade").returncode == 0
 
 
-def test_token_lifecycle(run: Run) -> None:
+def test_token_lifecycle(run: CLI) -> None:
     run("repos", "add", "acme/web")
     created = run(
         "tokens", "create", "--scope", "repo:admin", "--repo", "acme/web",
@@ -81,20 +63,21 @@ def test_token_lifecycle(run: Run) -> None:
     assert secret.startswith("dsp_")
     assert "\n" not in secret and created.stderr == ""
     path = "/api/v1/repository/acme/web/notification/"
-    assert api_status(run.database_url, secret, path) == 200  # type: ignore[attr-defined]
+    assert api_status(run.database_url, secret, path) == 200
 
-    listed = json.loads(run("tokens", "list", "--json").stdout)
+    as_json, as_table = run.at_once(["tokens", "list", "--json"], ["tokens", "list"])
+    listed = json.loads(as_json.stdout)
     assert len(listed) == 1
     assert listed[0]["name"] == "ci"
     assert listed[0]["scopes"] == ["repo:admin"]
     assert listed[0]["repos"] == ["acme/web", "acme/*"]
     assert listed[0]["state"] == "active"
-    table = run("tokens", "list").stdout
-    assert secret not in table and secret not in json.dumps(listed)
+    assert as_table.returncode == 0 and "ci" in as_table.stdout
+    assert secret not in as_table.stdout and secret not in json.dumps(listed)
 
     run("tokens", "revoke", str(listed[0]["id"]))
     assert json.loads(run("tokens", "list", "--json").stdout)[0]["state"] == "revoked"
-    assert api_status(run.database_url, secret, path) == 401  # type: ignore[attr-defined]
+    assert api_status(run.database_url, secret, path) == 401
 
 
 @pytest.mark.parametrize(
@@ -107,7 +90,7 @@ def test_token_lifecycle(run: Run) -> None:
     ],
 )
 def test_token_create_rejects_bad_input_clearly(
-    sqlite_run: Run, args: list[str], message: str
+    sqlite_run: CLI, args: list[str], message: str
 ) -> None:
     result = sqlite_run("tokens", "create", *args, check=False)
     assert result.returncode != 0
@@ -116,32 +99,32 @@ def test_token_create_rejects_bad_input_clearly(
     assert result.stdout == ""
 
 
-def test_revoking_an_unknown_token_fails_cleanly(sqlite_run: Run) -> None:
+def test_revoking_an_unknown_token_fails_cleanly(sqlite_run: CLI) -> None:
     result = sqlite_run("tokens", "revoke", "999", check=False)
     assert result.returncode == 1
     assert "No token with id 999" in result.stderr
 
 
-def test_repos_add_list_remove(run: Run) -> None:
+def test_repos_add_list_remove(run: CLI) -> None:
     assert "added" in run("repos", "add", "acme/web").stdout
     assert "already registered" in run("repos", "add", "acme/web").stdout
     run("repos", "add", "acme/api")
     listed = json.loads(run("repos", "list", "--json").stdout)
     assert [row["repository"] for row in listed] == ["acme/api", "acme/web"]
     assert "removed" in run("repos", "remove", "acme/web").stdout
-    listed = json.loads(run("repos", "list", "--json").stdout)
-    assert [row["repository"] for row in listed] == ["acme/api"]
-    missing = run("repos", "remove", "acme/web", check=False)
+    after, missing, bad = run.at_once(
+        ["repos", "list", "--json"], ["repos", "remove", "acme/web"], ["repos", "add", "no-slash"]
+    )
+    assert [row["repository"] for row in json.loads(after.stdout)] == ["acme/api"]
     assert missing.returncode == 1
     assert "not found" in missing.stderr
-    bad = run("repos", "add", "no-slash", check=False)
     assert bad.returncode == 1
     assert "Invalid repository" in bad.stderr
 
 
-def test_help_and_module_entry_point() -> None:
-    for args in (["--help"], ["tokens", "create", "--help"], ["repos", "--help"]):
-        result = subprocess.run([COMMAND, *args], capture_output=True, text=True, timeout=60)
+def test_help_and_module_entry_point(sqlite_run: CLI) -> None:
+    helps = sqlite_run.at_once(["--help"], ["tokens", "create", "--help"], ["repos", "--help"])
+    for result in helps:
         assert result.returncode == 0
         assert "usage: dispatcher" in result.stdout
     module = subprocess.run(
@@ -150,11 +133,23 @@ def test_help_and_module_entry_point() -> None:
     assert module.stdout.startswith("dispatcher ")
 
 
-def test_bad_settings_are_reported_by_name(tmp_path: Path) -> None:
-    env = {**os.environ, "DISPATCHER_MAX_FAILURES": "0", "DISPATCHER_RETRY_SCHEDULE": "soon"}
-    result = subprocess.run(
-        [COMMAND, "repos", "list"], capture_output=True, text=True, env=env, cwd=tmp_path
-    )
+SERVICE_STACKS = {"fastapi", "starlette", "uvicorn", "celery", "kombu", "httpx", "jinja2"}
+
+
+def test_simple_commands_load_only_what_they_use(sqlite_run: CLI) -> None:
+    sqlite_run("db", "upgrade")
+    helped = sqlite_run.packages_imported("tokens", "create", "--help")
+    assert "dispatcher" in helped
+    assert not helped & (SERVICE_STACKS | {"sqlalchemy", "pydantic"})
+    listed = sqlite_run.packages_imported("repos", "list")
+    assert "sqlalchemy" in listed
+    # the schema is current, so the migration machinery stays unloaded too
+    assert not listed & (SERVICE_STACKS | {"alembic", "email_validator"})
+
+
+def test_bad_settings_are_reported_by_name(sqlite_run: CLI) -> None:
+    env = {"DISPATCHER_MAX_FAILURES": "0", "DISPATCHER_RETRY_SCHEDULE": "soon"}
+    result = sqlite_run("repos", "list", env=env, check=False)
     assert result.returncode == 2
     assert "DISPATCHER_MAX_FAILURES" in result.stderr
     assert "DISPATCHER_RETRY_SCHEDULE" in result.stderr
@@ -162,10 +157,8 @@ def test_bad_settings_are_reported_by_name(tmp_path: Path) -> None:
 
 
 def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
-    env = {**os.environ, "DISPATCHER_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/x"}
-    result = subprocess.run(
-        [COMMAND, "repos", "list"], capture_output=True, text=True, env=env, cwd=tmp_path
-    )
+    unreachable = CLI("postgresql+psycopg://postgres@127.0.0.1:1/x", tmp_path)
+    result = unreachable("repos", "list", check=False)
     assert result.returncode == 1
     assert result.stderr.startswith("dispatcher: database error:")
     assert "Traceback" not in result.stderr

@@ -4,9 +4,7 @@ per-run PostgreSQL database."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,31 +14,13 @@ from sqlalchemy import select
 from dispatcher.db import upgrade
 from dispatcher.models import Delivery, Notification
 from dispatcher.runtime import Runtime, create_runtime
+from tests.cli.conftest import CLI, COMMAND
 from tests.conftest import BACKENDS, fresh_database_url, settings_for
 from tests.deliverylog import add_delivery, add_notification
 
-COMMAND = str(Path(sys.executable).parent / "dispatcher")
 SLACK = "https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX"
 WEBHOOK = "https://example.com/hook?token=s3cr3t"
 SIGNING = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-class CLI:
-    def __init__(self, url: str, cwd: Path) -> None:
-        self.url = url
-        self.cwd = cwd
-
-    def __call__(
-        self, *args: str, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [COMMAND, *args],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "DISPATCHER_DATABASE_URL": self.url, **(env or {})},
-            timeout=60,
-            cwd=self.cwd,
-        )
 
 
 @pytest.fixture(params=BACKENDS)
@@ -88,7 +68,13 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], message: str) -
 def test_list_masks_targets_and_filters(database: Runtime, cli: CLI) -> None:
     uuids = seed_three(database)
 
-    result = cli("notifications", "list")
+    result, failing, disabled, web, unknown = cli.at_once(
+        ["notifications", "list"],
+        ["notifications", "list", "--failing", "--json"],
+        ["notifications", "list", "--disabled", "--json"],
+        ["notifications", "list", "--repo", "acme/web", "--json"],
+        ["notifications", "list", "--repo", "acme/nope"],
+    )
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -100,30 +86,29 @@ def test_list_masks_targets_and_filters(database: Runtime, cli: CLI) -> None:
     assert "https://hooks.slack.com/***" in result.stdout
     assert "ops@example.com" in result.stdout
 
-    failing = json.loads(cli("notifications", "list", "--failing", "--json").stdout)
-    assert sorted(row["uuid"] for row in failing) == sorted([uuids["slack"], uuids["email"]])
-    disabled = json.loads(cli("notifications", "list", "--disabled", "--json").stdout)
-    assert [(row["uuid"], row["status"]) for row in disabled] == [(uuids["slack"], "disabled")]
-    web = json.loads(cli("notifications", "list", "--repo", "acme/web", "--json").stdout)
-    assert {row["repository"] for row in web} == {"acme/web"} and len(web) == 2
-    assert_clean_error(cli("notifications", "list", "--repo", "acme/nope"), "acme/nope not found")
+    failing_rows = json.loads(failing.stdout)
+    assert sorted(row["uuid"] for row in failing_rows) == sorted([uuids["slack"], uuids["email"]])
+    disabled_rows = json.loads(disabled.stdout)
+    assert [(row["uuid"], row["status"]) for row in disabled_rows] == [(uuids["slack"], "disabled")]
+    web_rows = json.loads(web.stdout)
+    assert {row["repository"] for row in web_rows} == {"acme/web"} and len(web_rows) == 2
+    assert_clean_error(unknown, "acme/nope not found")
 
 
 def test_reset_named_and_unknown_uuids(database: Runtime, cli: CLI) -> None:
     uuids = seed_three(database)
 
-    partial = cli("notifications", "reset", uuids["slack"], "no-such-uuid")
+    partial, usage = cli.at_once(
+        ["notifications", "reset", uuids["slack"], "no-such-uuid"], ["notifications", "reset"]
+    )
     assert_clean_error(partial, "No notification with uuid no-such-uuid")
     assert failures(database)[uuids["slack"]] == (3, False)
+    assert usage.returncode == 2 and "--all-disabled" in usage.stderr
 
     done = cli("notifications", "reset", uuids["slack"], uuids["email"])
-    assert done.returncode == 0, done.stderr
     assert "reset 2 notification(s)" in done.stdout
     state = failures(database)
     assert state[uuids["slack"]] == (0, True) and state[uuids["email"]] == (0, True)
-
-    usage = cli("notifications", "reset")
-    assert usage.returncode == 2 and "--all-disabled" in usage.stderr
 
 
 def test_reset_all_disabled_shows_progress(database: Runtime, cli: CLI) -> None:
@@ -141,7 +126,6 @@ def test_reset_all_disabled_shows_progress(database: Runtime, cli: CLI) -> None:
         env={"DISPATCHER_CLI_PROGRESS_EVERY": "50"},
     )
 
-    assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == ["reset 50/120", "reset 100/120", "reset 120/120"]
     state = failures(database)
     assert state.pop(other) == (3, False)
@@ -156,15 +140,25 @@ def test_deliveries_list_and_redeliver(database: Runtime, cli: CLI) -> None:
         for _ in range(2):
             add_delivery(session, notification)
 
-    table = cli("deliveries", "list", uuid)
+    table, failed_only, first_page, no_notification, no_delivery, bad_limit = cli.at_once(
+        ["deliveries", "list", uuid],
+        ["deliveries", "list", uuid, "--status", "failed", "--json"],
+        ["deliveries", "list", uuid, "--limit", "2", "--json"],
+        ["deliveries", "list", "no-such-uuid"],
+        ["deliveries", "redeliver", "no-such-id"],
+        ["deliveries", "list", uuid, "--limit", "0"],
+    )
     assert table.returncode == 0, table.stderr
     assert table.stdout.splitlines()[0].split()[:4] == ["ID", "KIND", "STATUS", "ATTEMPTS"]
     assert failed in table.stdout and "HTTP 503 from example.com" in table.stdout
+    assert_clean_error(no_notification, "No notification with uuid")
+    assert_clean_error(no_delivery, "No delivery no-such-id")
+    assert_clean_error(bad_limit, "limit must be between 1 and")
 
-    only_failed = json.loads(cli("deliveries", "list", uuid, "--status", "failed", "--json").stdout)
+    only_failed = json.loads(failed_only.stdout)
     assert [item["id"] for item in only_failed["deliveries"]] == [failed]
     assert len(only_failed["deliveries"][0]["attempts"]) == 3
-    first = json.loads(cli("deliveries", "list", uuid, "--limit", "2", "--json").stdout)
+    first = json.loads(first_page.stdout)
     assert len(first["deliveries"]) == 2 and first["next_cursor"]
     rest = json.loads(
         cli("deliveries", "list", uuid, "--cursor", first["next_cursor"], "--json").stdout
@@ -172,16 +166,10 @@ def test_deliveries_list_and_redeliver(database: Runtime, cli: CLI) -> None:
     assert len(rest["deliveries"]) == 1 and rest["next_cursor"] is None
 
     again = cli("deliveries", "redeliver", failed)
-    assert again.returncode == 0, again.stderr
     new_id = again.stdout.split()[2]
     with database.sessions() as session:
         new = session.get(Delivery, new_id)
         assert new is not None and (new.kind, new.status) == ("redelivery", "pending")
-
-    assert_clean_error(cli("deliveries", "list", "no-such-uuid"), "No notification with uuid")
-    assert_clean_error(cli("deliveries", "redeliver", "no-such-id"), "No delivery no-such-id")
-    bad = cli("deliveries", "list", uuid, "--limit", "0")
-    assert_clean_error(bad, "limit must be between 1 and")
 
 
 @pytest.mark.parametrize(
