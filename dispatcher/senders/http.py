@@ -14,6 +14,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import httpx
 
@@ -167,3 +168,21 @@ def target_key(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{host}:{parsed.port}" if parsed.port else host
+
+
+class HttpSender:
+    """What the webhook and Slack senders share: the injected settings and (guarded) httpx
+    client, and a target named by ``config["url"]``, described with its path hidden when the
+    path is the secret (Slack's hook URLs)."""
+
+    path_is_secret: ClassVar[bool]
+
+    def __init__(self, settings: Settings, client: httpx.Client) -> None:
+        self._settings = settings
+        self._client = client
+
+    def target_key(self, config: dict[str, Any]) -> str:
+        return target_key(str(config.get("url", "")))
+
+    def describe(self, config: dict[str, Any]) -> str:
+        return mask_url(str(config.get("url", "")), hide_path=self.path_is_secret)

@@ -17,8 +17,6 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import httpx
-
 from dispatcher.config import Settings
 from dispatcher.errors import InvalidRequestError
 from dispatcher.netguard import check_url
@@ -63,23 +61,14 @@ def validate_config(config: dict[str, Any], settings: Settings) -> dict[str, Any
     return config
 
 
-class SlackSender:
+class SlackSender(http.HttpSender):
     """Delivers ``slack`` notifications through the injected (guarded) httpx client."""
 
     method: ClassVar[str] = "slack"
-
-    def __init__(self, settings: Settings, client: httpx.Client) -> None:
-        self._settings = settings
-        self._client = client
+    path_is_secret: ClassVar[bool] = True
 
     def validate_config(self, config: dict[str, Any], settings: Settings) -> dict[str, Any]:
         return validate_config(config, settings)
-
-    def target_key(self, config: dict[str, Any]) -> str:
-        return http.target_key(str(config.get("url", "")))
-
-    def describe(self, config: dict[str, Any]) -> str:
-        return http.mask_url(str(config.get("url", "")), hide_path=True)
 
     def render(self, context: RenderContext, config: dict[str, Any]) -> SlackMessage:
         """Pure. PermanentDeliveryError if the template fails or the event data lacks a field

@@ -21,8 +21,6 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import httpx
-
 from dispatcher.config import Settings
 from dispatcher.errors import InvalidRequestError, PermanentDeliveryError
 from dispatcher.jsontemplate import JSONTemplateError, compile_template, validate_template
@@ -99,23 +97,14 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-class WebhookSender:
+class WebhookSender(http.HttpSender):
     """Delivers ``webhook`` notifications through the injected (guarded) httpx client."""
 
     method: ClassVar[str] = "webhook"
-
-    def __init__(self, settings: Settings, client: httpx.Client) -> None:
-        self._settings = settings
-        self._client = client
+    path_is_secret: ClassVar[bool] = False
 
     def validate_config(self, config: dict[str, Any], settings: Settings) -> dict[str, Any]:
         return validate_config(config, settings)
-
-    def target_key(self, config: dict[str, Any]) -> str:
-        return http.target_key(str(config.get("url", "")))
-
-    def describe(self, config: dict[str, Any]) -> str:
-        return http.mask_url(str(config.get("url", "")), hide_path=False)
 
     def render(self, context: RenderContext, config: dict[str, Any]) -> WebhookMessage:
         """Pure: the body is the event data or the applied template, serialised once; the

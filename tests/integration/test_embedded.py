@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,12 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.cli.conftest import COMMAND
 from tests.conftest import free_port
 from tests.integration.conftest import Receiver
 
 pytestmark = pytest.mark.integration
 
-COMMAND = str(Path(sys.executable).parent / "dispatcher")
 QUAY_FIELDS = {"repository", "namespace", "name", "docker_url", "homepage"}
 
 
