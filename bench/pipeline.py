@@ -367,19 +367,27 @@ def main() -> None:
     parser.add_argument("scenario", choices=["a", "b", "c", "d", "latency", "emit", "all"])
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="postgresql")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/9")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a worker setting for this run, e.g. --set worker_per_host_concurrency=4",
+    )
     args = parser.parse_args()
+    chosen_settings = dict(item.split("=", 1) for item in args.set)
     # (c) and (d) need 40+ sends in flight to one host at 100 ms each
-    slow = {"worker_send_concurrency": 128, "worker_per_host_concurrency": 64}
+    slow = {"worker_send_concurrency": 128, "worker_per_host_concurrency": 64, **chosen_settings}
     chosen = ["a", "b", "c", "d", "latency", "emit"] if args.scenario == "all" else [args.scenario]
     for scenario in chosen:
         if scenario in ("a", "b"):
-            throughput(args.db, args.broker, scenario)
+            throughput(args.db, args.broker, scenario, **chosen_settings)
         elif scenario == "c":
             slow_receivers(args.db, args.broker, 0.0, **slow)
         elif scenario == "d":
             slow_receivers(args.db, args.broker, 0.1, **slow)
         elif scenario == "latency":
-            latency(args.db, args.broker)
+            latency(args.db, args.broker, **chosen_settings)
         else:
             emit_timing(args.db, args.broker)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import httpx
@@ -42,7 +43,7 @@ def post(
     ``Slack``), ``target`` is the masked URL, ``secrets`` are fragments never to be shown."""
     limit = settings.response_excerpt_bytes
     try:
-        with client.stream("POST", url, content=body, headers=headers) as response:
+        with client.stream("POST", parse_url(url), content=body, headers=headers) as response:
             # Read a little past the limit so a secret cut by the limit is still recognised.
             margin = max((len(secret) for secret in secrets), default=0)
             excerpt = _trim(scrub(_read_excerpt(response, limit + margin), secrets), limit)
@@ -124,11 +125,23 @@ def scrub(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
+# A worker sends to the same few URLs over and over: parse each once. The functions below are
+# pure functions of the URL text, so their results are cached too.
+URL_CACHE_SIZE = 4096
+
+
+@lru_cache(maxsize=URL_CACHE_SIZE)
+def parse_url(url: str) -> httpx.URL:
+    """``httpx.URL(url)``, cached. Raises httpx.InvalidURL (or TypeError) like it."""
+    return httpx.URL(url)
+
+
+@lru_cache(maxsize=URL_CACHE_SIZE)
 def mask_url(url: str, *, hide_path: bool) -> str:
     """``scheme://host[:port]/path`` without credentials; the query string (and with
     ``hide_path`` the path) replaced by ``***``."""
     try:
-        parsed = httpx.URL(url)
+        parsed = parse_url(url)
         host = parsed.host
         port = f":{parsed.port}" if parsed.port else ""
         scheme = parsed.scheme
@@ -148,20 +161,26 @@ def mask_url(url: str, *, hide_path: bool) -> str:
 def url_secrets(url: str, *, path_is_secret: bool) -> list[str]:
     """The fragments of ``url`` that must never be shown: userinfo, query, and optionally the
     path (longest first, so a longer secret is masked before a part of it)."""
+    return list(_url_secrets(url, path_is_secret))
+
+
+@lru_cache(maxsize=URL_CACHE_SIZE)
+def _url_secrets(url: str, path_is_secret: bool) -> tuple[str, ...]:
     try:
-        parsed = httpx.URL(url)
+        parsed = parse_url(url)
     except (httpx.InvalidURL, TypeError):
-        return [url]
+        return (url,)
     fragments = [url, parsed.userinfo.decode("ascii", "replace"), parsed.query.decode("ascii")]
     if path_is_secret and parsed.path not in ("", "/"):
         fragments.append(parsed.path.lstrip("/"))
-    return sorted((f for f in fragments if f), key=len, reverse=True)
+    return tuple(sorted((f for f in fragments if f), key=len, reverse=True))
 
 
+@lru_cache(maxsize=URL_CACHE_SIZE)
 def target_key(url: str) -> str:
     """``host[:port]`` of ``url`` (lower-cased), for per-target concurrency limits."""
     try:
-        parsed = httpx.URL(url)
+        parsed = parse_url(url)
     except (httpx.InvalidURL, TypeError):
         return ""
     host = parsed.host
