@@ -153,10 +153,18 @@ def add_notifications(runtime: Runtime, repo: str, urls: list[str]) -> None:
         )
 
 
-def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "dispatcher", "worker"], env=env, stderr=subprocess.DEVNULL
-    )
+@contextlib.contextmanager
+def worker_running(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """One ``dispatcher worker`` process and ``dispatcher scheduler`` beside it, as a
+    deployment runs them; yields the worker process."""
+    command = [sys.executable, "-m", "dispatcher"]
+    worker = subprocess.Popen([*command, "worker"], env=env, stderr=subprocess.DEVNULL)
+    sweeper = subprocess.Popen([*command, "scheduler"], env=env, stderr=subprocess.DEVNULL)
+    try:
+        yield worker
+    finally:
+        stop(sweeper)
+        stop(worker)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -241,12 +249,9 @@ def throughput(db: str, broker: str, scenario: str, **overrides: Any) -> dict[st
                 runtime.sessions, runtime.settings, runtime.doorbell, "bench/a", "repo_push", BODY
             )
         total = n_events * n_notifications
-        worker = start_worker(env)
-        try:
+        with worker_running(env) as worker:
             wait_finished(runtime, total)
             rss = peak_rss_mb(worker.pid)
-        finally:
-            stop(worker)
         rate, ok = drain_rate(runtime)
         base = baseline_rate(port)
         runtime.close()
@@ -275,11 +280,8 @@ def slow_receivers(db: str, broker: str, hung_share: float, **overrides: Any) ->
                 Notification.config["url"].as_string().contains(str(port))
             )
         )
-        worker = start_worker(env)
-        try:
+        with worker_running(env):
             wait_finished(runtime, total - hung_count, where=good)
-        finally:
-            stop(worker)
         rate, ok = drain_rate(runtime, good)
         runtime.close()
     label = "d" if hung_share else "c"
@@ -298,8 +300,7 @@ def latency(db: str, broker: str, **overrides: Any) -> dict[str, float]:
             env = env_for(url, broker, **overrides)
             runtime = runtime_for(env)
             add_notifications(runtime, "bench/lat", [f"http://127.0.0.1:{port}/hook"])
-            worker = start_worker(env)
-            try:
+            with worker_running(env):
                 time.sleep(3)  # worker start-up
                 emitted: dict[str, float] = {}
                 interval, count = 0.01, 1000
@@ -318,8 +319,6 @@ def latency(db: str, broker: str, **overrides: Any) -> dict[str, float]:
                     next_at += interval
                     time.sleep(max(0.0, next_at - time.perf_counter()))
                 wait_finished(runtime, count)
-            finally:
-                stop(worker)
             runtime.close()
         pairs = (line.split() for line in Path(log).read_text().splitlines())
         received = dict(pair for pair in pairs if len(pair) == 2)
@@ -376,8 +375,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     chosen_settings = dict(item.split("=", 1) for item in args.set)
-    # (c) and (d) need 40+ sends in flight to one host at 100 ms each
-    slow = {"worker_send_concurrency": 128, "worker_per_host_concurrency": 64, **chosen_settings}
+    slow = chosen_settings
     chosen = ["a", "b", "c", "d", "latency", "emit"] if args.scenario == "all" else [args.scenario]
     for scenario in chosen:
         if scenario in ("a", "b"):

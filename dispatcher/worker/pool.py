@@ -90,6 +90,9 @@ class SenderPool:
                 self._space.wait()
             for job in jobs:
                 key = self._target_key(job)
+                # A target seen for the first time gets target_busy_delay to answer before it
+                # counts as stuck.
+                self._last_done.setdefault(key, time.monotonic())
                 # A target that answers keeps its queue moving: wait for room rather than hand
                 # work back. A target that has not finished a send lately is stuck: hand back.
                 while (
