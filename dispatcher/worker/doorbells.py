@@ -57,7 +57,7 @@ class RedisRingFlag:
 
     If Redis cannot be reached the flag errs on the side of ringing."""
 
-    def __init__(self, client: redis.Redis[bytes], key: str, ttl: float) -> None:
+    def __init__(self, client: redis.Redis, key: str, ttl: float) -> None:
         self._client = client
         self._key = key
         self._ttl_ms = max(int(ttl * 1000), 1)
