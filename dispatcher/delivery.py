@@ -218,19 +218,20 @@ def _load_events(
     return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
+def skipped(now: datetime) -> dict[str, Any]:
+    """The column values of a delivery skipped because its notification is disabled."""
+    return {
+        "status": "skipped",
+        "finished_at": now,
+        "claim_token": None,
+        "lease_until": None,
+        "last_error": DISABLED_SKIP,
+    }
+
+
 def _skip(session: Session, delivery_ids: Sequence[str], now: datetime) -> None:
     table = DELIVERY_TABLE
-    session.execute(
-        update(table)
-        .where(table.c.id.in_(list(delivery_ids)))
-        .values(
-            status="skipped",
-            finished_at=now,
-            claim_token=None,
-            lease_until=None,
-            last_error=DISABLED_SKIP,
-        )
-    )
+    session.execute(update(table).where(table.c.id.in_(list(delivery_ids))).values(skipped(now)))
 
 
 def attempt(job: Job, registry: Mapping[str, Sender], *, now: datetime | None = None) -> Outcome:

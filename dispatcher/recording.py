@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher import metrics
 from dispatcher.config import Settings
-from dispatcher.delivery import DISABLED_SKIP, Outcome, retry_delay, trim
+from dispatcher.delivery import Outcome, retry_delay, skipped, trim
 from dispatcher.logs import describe_target, log_attempt
 from dispatcher.models import Attempt, Delivery, Notification, UTCDateTime, utcnow
 
@@ -243,13 +243,7 @@ def _skip_pending(session: Session, notification_ids: list[int], now: datetime) 
             table.c.status == "pending",
             table.c.kind == "event",
         )
-        .values(
-            status="skipped",
-            finished_at=now,
-            claim_token=None,
-            lease_until=None,
-            last_error=DISABLED_SKIP,
-        )
+        .values(skipped(now))
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
