@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -230,6 +231,29 @@ def baseline_rate(port: int, count: int = 3000) -> float:
         return count / (time.perf_counter() - started)
 
 
+def threaded_baseline_rate(port: int, threads: int = 64, seconds: float = 5.0) -> float:
+    """``threads`` threads POSTing in a loop through one shared bare httpx.Client, for the
+    slow-receiver scenarios, where concurrency, not per-request cost, decides the rate."""
+    limits = httpx.Limits(max_connections=threads, max_keepalive_connections=threads)
+    done = [0]
+    lock = threading.Lock()
+    with httpx.Client(limits=limits) as client:
+        stop_at = time.monotonic() + seconds
+
+        def loop() -> None:
+            while time.monotonic() < stop_at:
+                client.post(f"http://127.0.0.1:{port}/hook", json=BODY)
+                with lock:
+                    done[0] += 1
+
+        workers = [threading.Thread(target=loop) for _ in range(threads)]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join()
+    return done[0] / seconds
+
+
 def flush_broker(broker: str) -> None:
     redis.Redis.from_url(broker).flushdb()
 
@@ -284,10 +308,12 @@ def slow_receivers(db: str, broker: str, hung_share: float, **overrides: Any) ->
             wait_finished(runtime, total - hung_count, where=good)
         rate, ok = drain_rate(runtime, good)
         runtime.close()
+        base = threaded_baseline_rate(port)
     label = "d" if hung_share else "c"
     print(
         f"[{label}] {db}: {ok} deliveries to the 100 ms receiver at {rate:,.0f}/s"
         + (f" while {hung_count} go to a receiver that never answers" if hung_count else "")
+        + f"; 64 threads on one bare httpx.Client: {base:,.0f}/s"
     )
     return {"rate": rate}
 
