@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from dispatcher import service
 from dispatcher.api.deps import (
@@ -20,13 +22,16 @@ from dispatcher.api.deps import (
 )
 from dispatcher.api.problems import PROBLEM_RESPONSES, Problem
 from dispatcher.api.schemas import (
+    CreateRequest,
     Empty,
     NotificationCreateRequest,
     NotificationList,
     NotificationView,
     parse_create_request,
 )
+from dispatcher.config import Settings
 from dispatcher.errors import RequestTooLargeError
+from dispatcher.models import Repository
 
 router = APIRouter(prefix="/api/v1/repository/{namespace}/{repository}", tags=["notifications"])
 
@@ -81,6 +86,13 @@ async def create_notification(
     request: Request, repository: AdminRepositoryDep, session: SessionDep, runtime: RuntimeDep
 ) -> NotificationView:
     create = parse_create_request(await read_body(request, runtime.settings.max_request_bytes))
+    # The database work is blocking: keep it off the event loop.
+    return await run_in_threadpool(_store, session, repository, create, runtime.settings)
+
+
+def _store(
+    session: Session, repository: Repository, create: CreateRequest, settings: Settings
+) -> NotificationView:
     notification = service.create_notification(
         session,
         repository,
@@ -89,7 +101,7 @@ async def create_notification(
         config=create.config,
         event_config=create.event_config,
         title=create.title,
-        settings=runtime.settings,
+        settings=settings,
     )
     session.commit()
     return NotificationView.of(notification)
