@@ -1,14 +1,14 @@
 """Dependencies: the request's session, the caller, the repository and the notification.
 
 Routes authorise by depending on :func:`repo_admin` (or :func:`events_writer`): 401 without a
-valid token, 403 without the scope or a grant covering the path's repository, then 404 when the
-repository is not registered. :func:`path_notification` answers GET's 404 for an unknown uuid;
-:func:`notification_for_change` answers Quay's 400 for delete, reset and test.
+valid token, 403 without the scope or a grant covering the path's repository, then (repo_admin)
+404 when the repository is not registered. :func:`path_notification` answers GET's 404 for an
+unknown uuid; :func:`notification_for_change` answers Quay's 400 for delete, reset and test.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -51,20 +51,23 @@ def get_principal(request: Request, session: SessionDep) -> tokens.Principal:
 PrincipalDep = Annotated[tokens.Principal, Depends(get_principal)]
 
 
-def _repository_with_scope(scope: str) -> Callable[..., Repository]:
-    def dependency(
-        namespace: str, repository: str, principal: PrincipalDep, session: SessionDep
-    ) -> Repository:
-        tokens.authorize(principal, scope, namespace, repository)
-        return service.get_repository(session, namespace, repository)
-
-    return dependency
+def repo_admin(
+    namespace: str, repository: str, principal: PrincipalDep, session: SessionDep
+) -> Repository:
+    """The path's repository, for a caller with ``repo:admin`` on it (404 if unregistered)."""
+    tokens.authorize(principal, "repo:admin", namespace, repository)
+    return service.get_repository(session, namespace, repository)
 
 
-repo_admin = _repository_with_scope("repo:admin")
-events_writer = _repository_with_scope("events:write")
+def events_writer(namespace: str, repository: str, principal: PrincipalDep) -> str:
+    """``namespace/repository`` for a caller with ``events:write`` on it. The repository need
+    not exist yet: emitting an event registers it."""
+    tokens.authorize(principal, "events:write", namespace, repository)
+    return f"{namespace}/{repository}"
+
 
 AdminRepositoryDep = Annotated[Repository, Depends(repo_admin)]
+EventsRepositoryNameDep = Annotated[str, Depends(events_writer)]
 
 
 def path_notification(

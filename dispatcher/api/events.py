@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from dispatcher import producer, tokens
-from dispatcher.api.deps import PrincipalDep, RuntimeDep
+from dispatcher import producer
+from dispatcher.api.deps import EventsRepositoryNameDep, RuntimeDep
 from dispatcher.api.notifications import read_body
 from dispatcher.api.problems import PROBLEM_RESPONSES
 from dispatcher.errors import InvalidRequestError
@@ -33,15 +33,6 @@ class EventAccepted(BaseModel):
     deliveries: int
 
 
-def events_scope(namespace: str, repository: str, principal: PrincipalDep) -> str:
-    """Authorise ``events:write`` on the path's repository (which need not exist yet)."""
-    tokens.authorize(principal, "events:write", namespace, repository)
-    return f"{namespace}/{repository}"
-
-
-RepositoryNameDep = Annotated[str, Depends(events_scope)]
-
-
 @router.post(
     "/events",
     status_code=202,
@@ -56,7 +47,7 @@ RepositoryNameDep = Annotated[str, Depends(events_scope)]
     },
 )
 async def emit_event(
-    request: Request, full_name: RepositoryNameDep, runtime: RuntimeDep
+    request: Request, full_name: EventsRepositoryNameDep, runtime: RuntimeDep
 ) -> EventAccepted:
     body = await read_body(request, runtime.settings.max_request_bytes)
     try:

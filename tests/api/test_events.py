@@ -1,0 +1,98 @@
+"""The producer endpoint ``POST /api/v1/repository/{ns}/{repo}/events`` over HTTP."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from dispatcher import service
+from dispatcher.models import Delivery, Event
+from tests.conftest import LiveServer, MakeToken
+
+URL = "/api/v1/repository/acme/web/events"
+HOOK = {
+    "event": "repo_push",
+    "method": "webhook",
+    "config": {"url": "http://example.com/hook"},
+    "eventConfig": {},
+}
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_an_event_is_stored_and_fanned_out(
+    server: LiveServer, http: httpx.Client, make_token: MakeToken
+) -> None:
+    admin = bearer(make_token(grants=("acme/*",)))
+    with server.runtime.sessions.begin() as session:
+        service.add_repository(session, "acme/web")
+    created = http.post("/api/v1/repository/acme/web/notification/", json=HOOK, headers=admin)
+    assert created.status_code == 201
+
+    producer = bearer(make_token(scopes=("events:write",), grants=("acme/web",)))
+    response = http.post(
+        URL, json={"event": "repo_push", "data": {"updated_tags": ["v1"]}}, headers=producer
+    )
+
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["deliveries"] == 1
+    with server.runtime.sessions() as session:
+        event = session.get_one(Event, body["event_id"])
+        assert event.data["updated_tags"] == ["v1"]
+        assert event.data["repository"] == "acme/web"
+        delivery = session.scalars(select(Delivery)).one()
+        assert delivery.event_id == event.id and delivery.kind == "event"
+
+
+def test_emitting_registers_an_unknown_repository(
+    server: LiveServer, http: httpx.Client, make_token: MakeToken
+) -> None:
+    producer = bearer(make_token(scopes=("events:write",), grants=("acme/*",)))
+    response = http.post(URL, json={"event": "repo_push", "data": {}}, headers=producer)
+    assert response.status_code == 202
+    assert response.json()["deliveries"] == 0
+    with server.runtime.sessions() as session:
+        assert service.find_repository(session, "acme", "web") is not None
+
+
+@pytest.mark.parametrize(
+    ("scopes", "grants", "status"),
+    [
+        (("repo:admin",), ("acme/*",), 403),
+        (("events:write",), ("acme/api",), 403),
+        (("events:write",), ("other/*",), 403),
+    ],
+)
+def test_the_scope_and_a_covering_grant_are_required(
+    http: httpx.Client, make_token: MakeToken, scopes: tuple[str, ...], grants: tuple[str, ...],
+    status: int,
+) -> None:  # fmt: skip
+    headers = bearer(make_token(scopes=scopes, grants=grants))
+    response = http.post(URL, json={"event": "repo_push", "data": {}}, headers=headers)
+    assert response.status_code == status
+    assert response.json()["error_type"] == "insufficient_scope"
+    assert http.post(URL, json={"event": "repo_push"}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"not json", "Body must be a JSON object"),
+        (b'{"event": "repo_pull", "data": {}}', "Unknown event 'repo_pull'"),
+        (b'{"event": "repo_push", "data": []}', "Body must be a JSON object"),
+    ],
+)
+def test_bad_bodies_are_400(
+    server: LiveServer, http: httpx.Client, make_token: MakeToken, body: bytes, message: str
+) -> None:
+    headers = bearer(make_token(scopes=("events:write",), grants=("acme/web",)))
+    response = http.post(URL, content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert message in response.json()["detail"]
+    with server.runtime.sessions() as session:
+        assert session.scalars(select(Event)).all() == []
+        assert service.find_repository(session, "acme", "web") is None
