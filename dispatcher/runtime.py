@@ -42,7 +42,6 @@ def create_runtime(settings: Settings, doorbell: Doorbell | None = None) -> Runt
         runtime.doorbell = doorbell
     elif settings.broker_url:
         from dispatcher.worker.app import create_celery
-        from dispatcher.worker.doorbells import CeleryDoorbell
 
-        runtime.doorbell = CeleryDoorbell(create_celery(settings), settings)
+        runtime.doorbell = create_celery(settings).dispatcher_doorbell
     return runtime

@@ -66,8 +66,8 @@ def create_celery(settings: Settings, context_factory: ContextFactory | None = N
         worker_send_task_events=False,
         task_send_sent_event=False,
     )
-    holder = _ContextHolder(context_factory or (lambda: build_context(settings)))
     doorbell = CeleryDoorbell(app, settings)
+    holder = _ContextHolder(context_factory or (lambda: build_context(settings, doorbell=doorbell)))
 
     @app.task(name=TASK_NAME, ignore_result=True)  # type: ignore[untyped-decorator]
     def drain() -> int:
@@ -76,4 +76,5 @@ def create_celery(settings: Settings, context_factory: ContextFactory | None = N
     worker_shutdown.connect(holder.close, weak=False)
     worker_process_shutdown.connect(holder.close, weak=False)
     app.dispatcher_context = holder
+    app.dispatcher_doorbell = doorbell
     return app

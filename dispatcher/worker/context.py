@@ -8,6 +8,7 @@ import httpx
 
 from dispatcher.config import Settings
 from dispatcher.delivery import claim_due
+from dispatcher.doorbell import Doorbell
 from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.senders.base import Sender
 from dispatcher.worker.doorbells import RingFlag
@@ -67,13 +68,16 @@ class WorkerContext:
             self.runtime.close()
 
 
-def build_context(settings: Settings, runtime: Runtime | None = None) -> WorkerContext:
-    """The production context: netguard's pooled client and the senders' registry."""
+def build_context(
+    settings: Settings, runtime: Runtime | None = None, *, doorbell: Doorbell | None = None
+) -> WorkerContext:
+    """The production context: netguard's pooled client and the senders' registry, on
+    ``runtime`` or on a new one ringing ``doorbell`` (the worker's own Celery doorbell)."""
     from dispatcher.netguard import make_http_client
     from dispatcher.senders import build_registry
 
     owns_runtime = runtime is None
-    runtime = runtime or create_runtime(settings)
+    runtime = runtime or create_runtime(settings, doorbell)
     http_client = make_http_client(settings)
     registry = build_registry(settings, http_client)
     return WorkerContext(runtime, registry, http_client, owns_runtime=owns_runtime)
