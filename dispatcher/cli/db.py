@@ -22,18 +22,10 @@ def register(commands: Any) -> None:
 def _upgrade(args: argparse.Namespace) -> int:
     from dispatcher.config import get_settings
     from dispatcher.db import upgrade
+    from dispatcher.logs import scrub
 
     settings = get_settings()
     upgrade(settings.database_url, args.revision)
-    print(f"database at {_safe_url(settings.database_url)} is at revision {args.revision}")
+    print(f"database at {scrub(settings.database_url)} is at revision {args.revision}")
     return 0
 
-
-def _safe_url(url: str) -> str:
-    """The URL without its password."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not at:
-        return url
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}"
