@@ -16,6 +16,7 @@ from dispatcher.errors import PermanentDeliveryError, TransientDeliveryError
 from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.senders.base import Receipt, RenderContext
+from tests.conftest import settings_for
 
 _TEMPLATE: dict[str, Path] = {}
 _TEMPLATE_LOCK = threading.Lock()
@@ -34,10 +35,8 @@ def migrated_sqlite(tmp_path: Path, template_dir: Path) -> str:
 
 
 def make_runtime(database_url: str, **overrides: Any) -> Runtime:
+    """The shared test settings with a short retry schedule, no jitter and a small pool."""
     values: dict[str, Any] = {
-        "database_url": database_url,
-        "server_hostname": "quay.example.com",
-        "preferred_url_scheme": "https",
         "retry_schedule": "10,60",
         "retry_jitter": 0.0,
         "worker_send_concurrency": 4,
@@ -45,7 +44,7 @@ def make_runtime(database_url: str, **overrides: Any) -> Runtime:
         "record_interval": 0.005,
     }
     values.update(overrides)
-    return create_runtime(Settings(**values), doorbell=RecordingDoorbell())
+    return create_runtime(settings_for(database_url, **values), doorbell=RecordingDoorbell())
 
 
 Behaviour = Callable[[dict[str, Any]], Receipt]
