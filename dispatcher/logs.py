@@ -56,15 +56,9 @@ def scrub(text: str) -> str:
 def describe_target(method: str, config: dict[str, Any]) -> str:
     """Where a notification delivers, with its secrets masked: a webhook URL without its query
     string, a Slack URL without its path, an e-mail address. Never the signing secret."""
-    from dispatcher.senders.http import mask_url
+    from dispatcher.senders import describe_target as describe
 
-    if method == "email":
-        return str(config.get("email", ""))
-    if method == "slack":
-        return mask_url(str(config.get("url", "")), hide_path=True)
-    if method == "webhook":
-        return mask_url(str(config.get("url", "")), hide_path=False)
-    return MASK
+    return describe(method, config)
 
 
 class SecretFilter(logging.Filter):

@@ -29,12 +29,19 @@ _VALIDATORS: Mapping[str, Callable[[dict[str, Any], Settings], dict[str, Any]]] 
     "email": email.validate_config,
 }
 
+_DESCRIBERS: Mapping[str, Callable[[dict[str, Any]], str]] = {
+    "webhook": webhook.WebhookSender.describe,
+    "slack": slack.SlackSender.describe,
+    "email": email.EmailSender.describe,
+}
+
 __all__ = [
     "METHODS",
     "Receipt",
     "RenderContext",
     "Sender",
     "build_registry",
+    "describe_target",
     "validate_config",
 ]
 
@@ -46,6 +53,13 @@ def validate_config(method: str, config: dict[str, Any], settings: Settings) -> 
     if validator is None:
         raise UnknownMethodError(method)
     return validator(config, settings)
+
+
+def describe_target(method: str, config: dict[str, Any]) -> str:
+    """Where a notification of ``method`` delivers, secrets masked (``***`` for an unknown
+    method); the sender's own :meth:`~dispatcher.senders.base.Sender.describe`."""
+    describe = _DESCRIBERS.get(method)
+    return describe(config) if describe is not None else "***"
 
 
 def build_registry(

@@ -118,8 +118,9 @@ class EmailSender:
     def target_key(self, config: dict[str, Any]) -> str:
         return f"{self._settings.smtp_host}:{self._settings.smtp_port}"
 
-    def describe(self, config: dict[str, Any]) -> str:
-        return f"e-mail to {config.get('email', '')}"
+    @classmethod
+    def describe(cls, config: dict[str, Any]) -> str:
+        return str(config.get("email", ""))
 
     def render(self, context: RenderContext, config: dict[str, Any]) -> EmailMessageData:
         """Pure. PermanentDeliveryError for a template failure or an address that is not

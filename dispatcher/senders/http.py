@@ -203,5 +203,6 @@ class HttpSender:
     def target_key(self, config: dict[str, Any]) -> str:
         return target_key(str(config.get("url", "")))
 
-    def describe(self, config: dict[str, Any]) -> str:
-        return mask_url(str(config.get("url", "")), hide_path=self.path_is_secret)
+    @classmethod
+    def describe(cls, config: dict[str, Any]) -> str:
+        return mask_url(str(config.get("url", "")), hide_path=cls.path_is_secret)
