@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher import metrics
 from dispatcher.config import Settings
-from dispatcher.errors import PermanentDeliveryError, TransientDeliveryError
+from dispatcher.errors import DeliveryError, TransientDeliveryError
 from dispatcher.events import get_event
 from dispatcher.models import Delivery, Event, Notification, Repository, utcnow
 from dispatcher.senders.base import RenderContext, Sender
@@ -257,26 +257,16 @@ def attempt(job: Job, registry: Mapping[str, Sender], *, now: datetime | None = 
         message = sender.render(context, job.config)
         clock = time.perf_counter()
         receipt = sender.send(message)
-    except TransientDeliveryError as exc:
+    except DeliveryError as exc:  # the retry decision lives in the type
         return Outcome(
             job,
-            "transient",
+            "transient" if isinstance(exc, TransientDeliveryError) else "permanent",
             started_at,
             latency_ms=_elapsed_ms(clock),
             status_code=exc.status_code,
             error=trim(exc.message, ERROR_MAX_CHARS),
             response_excerpt=exc.response_excerpt,
-            retry_after=exc.retry_after,
-        )
-    except PermanentDeliveryError as exc:
-        return Outcome(
-            job,
-            "permanent",
-            started_at,
-            latency_ms=_elapsed_ms(clock),
-            status_code=exc.status_code,
-            error=trim(exc.message, ERROR_MAX_CHARS),
-            response_excerpt=exc.response_excerpt,
+            retry_after=exc.retry_after if isinstance(exc, TransientDeliveryError) else None,
         )
     except Exception:
         # A sender may raise only the two delivery errors; anything else is our bug. It must

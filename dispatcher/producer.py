@@ -98,16 +98,15 @@ def emit_with_process_runtime(
     performer: Mapping[str, Any] | None = None,
 ) -> EmitResult:
     """:func:`emit` on the process-wide runtime (``dispatcher.emit``), built on first use from
-    :func:`~dispatcher.config.get_settings` with the database migrated; closed at exit, which
-    sends any ring still lingering in the doorbell."""
+    :func:`~dispatcher.config.get_settings` with the database migrated; closed at exit."""
     global _process_runtime
     with _process_lock:
         if _process_runtime is None:
-            from dispatcher.db import upgrade
+            from dispatcher.db import ensure_schema
 
             settings = get_settings()
-            upgrade(settings.database_url)
             _process_runtime = create_runtime(settings)
+            ensure_schema(_process_runtime.engine, settings.database_url)
             atexit.register(_process_runtime.close)
         runtime = _process_runtime
     return emit(
