@@ -18,9 +18,16 @@ class Doorbell(Protocol):
         ...
 
 
+class SilentDoorbell:
+    """Rings nobody: for a process with no broker and no worker of its own (the CLI, a Python
+    producer on the embedded setup). The serving process's sweep finds the work."""
+
+    def ring(self, delivery_ids: Sequence[str]) -> None:
+        return None
+
+
 class RecordingDoorbell:
-    """Counts its rings and keeps the ids they named; for tests and for a service running
-    without workers."""
+    """Counts its rings and keeps the ids they named; for tests."""
 
     def __init__(self) -> None:
         self.rung: list[str] = []

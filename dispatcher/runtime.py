@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.config import Settings
 from dispatcher.db import make_engine, make_sessionmaker
-from dispatcher.doorbell import Doorbell, RecordingDoorbell
+from dispatcher.doorbell import Doorbell, SilentDoorbell
 
 
 @dataclass
@@ -21,7 +21,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    doorbell: Doorbell = field(default_factory=RecordingDoorbell)
+    doorbell: Doorbell = field(default_factory=SilentDoorbell)
 
     def close(self) -> None:
         """Send any ring still waiting in the doorbell, then release database connections."""
