@@ -28,4 +28,3 @@ def _upgrade(args: argparse.Namespace) -> int:
     upgrade(settings.database_url, args.revision)
     print(f"database at {scrub(settings.database_url)} is at revision {args.revision}")
     return 0
-
