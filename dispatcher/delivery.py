@@ -234,7 +234,9 @@ def _skip(session: Session, delivery_ids: Sequence[str], now: datetime) -> None:
     session.execute(update(table).where(table.c.id.in_(list(delivery_ids))).values(skipped(now)))
 
 
-def attempt(job: Job, registry: Mapping[str, Sender], *, now: datetime | None = None) -> Outcome:
+async def attempt(
+    job: Job, registry: Mapping[str, Sender], *, now: datetime | None = None
+) -> Outcome:
     """Render and send ``job`` once; classify what happened. No database access."""
     started_at = now or utcnow()
     sender = registry.get(job.method)
@@ -256,7 +258,7 @@ def attempt(job: Job, registry: Mapping[str, Sender], *, now: datetime | None = 
         )
         message = sender.render(context, job.config)
         clock = time.perf_counter()
-        receipt = sender.send(message)
+        receipt = await sender.send(message)
     except DeliveryError as exc:  # the retry decision lives in the type
         return Outcome(
             job,

@@ -2,11 +2,13 @@
 
 * At create time, :func:`check_url` rejects what the URL itself shows: a scheme other than
   http/https, no host, ``localhost``, or a literal address that is not public. It does no DNS.
-* At connect time, the client from :func:`make_http_client` resolves the host once per new
-  connection, refuses every address :func:`is_allowed_address` rejects and connects to the
-  address it checked, so a name cannot resolve to a public address for the check and to a
-  private one for the connection (DNS rebinding). TLS still verifies and sends SNI for the
-  hostname. A refused connection raises :class:`AddressNotAllowedError`.
+* At connect time, the transport from :func:`dispatcher.httptransport.make_http_transport`
+  resolves the host once per
+  new connection, refuses every address :func:`is_allowed_address` rejects and connects to
+  an address it checked (a literal address is checked as it is), so a name cannot resolve to
+  a public address for the check and to a private one for the connection (DNS rebinding).
+  TLS still verifies and sends SNI for the hostname. A refused connection raises
+  :class:`AddressNotAllowedError`.
 
 ``settings.networks`` (``DISPATCHER_ALLOWED_NETWORKS``) lists CIDR ranges allowed despite
 being non-public, for tests and local development.
@@ -16,14 +18,12 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import ssl
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from urllib.parse import urlsplit
 
-import httpcore
 import httpx
 
-from dispatcher import __version__
 from dispatcher.config import Settings
 from dispatcher.errors import InvalidRequestError
 
@@ -90,12 +90,13 @@ def check_url(url: str, settings: Settings) -> None:
         if not any(is_allowed_address(ip, settings) for ip in _LOCALHOST_ADDRESSES):
             raise InvalidRequestError(INVALID_URL_MESSAGE)
         return
-    literal = _literal_address(hostname)
+    literal = literal_address(hostname)
     if literal is not None and not is_allowed_address(literal, settings):
         raise InvalidRequestError(INVALID_URL_MESSAGE)
 
 
-def _literal_address(hostname: str) -> IPAddress | None:
+@lru_cache(maxsize=4096)
+def literal_address(hostname: str) -> IPAddress | None:
     """The address a hostname spells literally, including legacy IPv4 forms the resolver
     accepts (``127.1``, ``2130706433``, ``0x7f.0.0.1``); None for a name."""
     try:
@@ -108,114 +109,17 @@ def _literal_address(hostname: str) -> IPAddress | None:
         return None
 
 
-class GuardedBackend(httpcore.NetworkBackend):
-    """An httpcore network backend that resolves each new connection's host once, keeps only
-    allowed addresses and connects to one of them. ``resolver`` (host, port) → addresses
-    defaults to :func:`resolve` (the system resolver)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        resolver: Resolver | None = None,
-        inner: httpcore.NetworkBackend | None = None,
-    ) -> None:
-        self._settings = settings
-        self._resolve = resolver or resolve
-        self._inner = inner or httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        resolved = self._resolve(host, port)
-        allowed = [ip for ip in resolved if is_allowed_address(ip, self._settings)]
-        if not allowed:
-            raise AddressNotAllowedError(host, resolved)
-        error: Exception | None = None
-        for ip in allowed:
-            try:
-                return self._inner.connect_tcp(
-                    ip, port, timeout, local_address=local_address, socket_options=socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                error = exc
-        assert error is not None
-        raise error
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        raise AddressNotAllowedError(path, [])
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
 def resolve(host: str, port: int) -> list[str]:
     """Every address ``host`` resolves to, in resolver order, without duplicates."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+        # aiohttp reports an OSError from a resolver as a failed connection, by its strerror
+        errno = exc.errno if isinstance(exc, OSError) and exc.errno else 0
+        raise OSError(errno, f"cannot resolve {host}: {exc}") from None
     addresses: list[str] = []
     for _family, _type, _proto, _canonname, sockaddr in infos:
         ip = str(sockaddr[0])
         if ip not in addresses:
             addresses.append(ip)
     return addresses
-
-
-class _GuardedTransport(httpx.HTTPTransport):
-    """httpx's transport with its connection pool built on :class:`GuardedBackend`."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        ssl_context: ssl.SSLContext,
-        limits: httpx.Limits,
-        resolver: Resolver | None,
-    ) -> None:
-        super().__init__(verify=ssl_context, limits=limits, trust_env=False)
-        # HTTPTransport has no network_backend parameter; rebuild its pool with ours.
-        self._pool.close()
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedBackend(settings, resolver=resolver),
-        )
-
-
-def make_http_client(settings: Settings, *, resolver: Resolver | None = None) -> httpx.Client:
-    """The one pooled keep-alive client of a worker process for webhook and Slack deliveries.
-
-    Timeouts come from ``settings.http_timeout``, redirects are not followed, proxies from the
-    environment are ignored (they would bypass the address check), the pool is sized for
-    ``settings.worker_send_concurrency``, and every new connection goes through
-    :class:`GuardedBackend`. When ``settings.webhook_client_cert`` and ``webhook_client_key``
-    are both set, the pair is offered to servers that request a client certificate (Quay's
-    ``ssl.cert``/``ssl.key``). ``resolver`` replaces the system resolver (tests). The caller
-    owns the client and closes it."""
-    ssl_context = httpx.create_ssl_context(trust_env=False)
-    if settings.webhook_client_cert and settings.webhook_client_key:
-        ssl_context.load_cert_chain(settings.webhook_client_cert, settings.webhook_client_key)
-    limits = httpx.Limits(
-        max_connections=settings.worker_send_concurrency,
-        max_keepalive_connections=settings.worker_send_concurrency,
-    )
-    return httpx.Client(
-        transport=_GuardedTransport(settings, ssl_context, limits, resolver),
-        timeout=httpx.Timeout(settings.http_timeout),
-        follow_redirects=False,
-        trust_env=False,
-        headers={"User-Agent": f"dispatcher/{__version__}"},
-    )

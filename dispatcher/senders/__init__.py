@@ -3,9 +3,9 @@
 * :func:`validate_config` checks a create request's ``config`` for a method without building
   any sender (the API calls it); Quay's legacy ``hipchat``, ``flowdock`` and
   ``quay_notification`` are unknown here.
-* :func:`build_registry` builds the senders a worker uses, with its collaborators injected: the
-  guarded, pooled httpx client (:func:`dispatcher.netguard.make_http_client`) and a factory of
-  SMTP sessions (default: :func:`dispatcher.senders.email.smtp_factory`).
+* :func:`build_registry` builds the senders a worker uses, with its collaborators injected:
+  the guarded, pooled httpx transport (:func:`dispatcher.httptransport.make_http_transport`)
+  and a factory of SMTP sessions (default: :func:`dispatcher.senders.email.smtp_factory`).
 """
 
 from __future__ import annotations
@@ -64,13 +64,13 @@ def describe_target(method: str, config: dict[str, Any]) -> str:
 
 def build_registry(
     settings: Settings,
-    http_client: httpx.Client,
+    http_transport: httpx.AsyncBaseTransport,
     smtp_factory: Callable[[], smtplib.SMTP] | None = None,
 ) -> Mapping[str, Sender]:
-    """``{method: sender}`` for every method in :data:`METHODS`, sharing ``http_client``."""
+    """``{method: sender}`` for every method in :data:`METHODS`, sharing ``http_transport``."""
     senders: tuple[Sender, ...] = (
-        webhook.WebhookSender(settings, http_client),
-        slack.SlackSender(settings, http_client),
+        webhook.WebhookSender(settings, http_transport),
+        slack.SlackSender(settings, http_transport),
         email.EmailSender(settings, smtp_factory),
     )
     return {sender.method: sender for sender in senders}

@@ -63,6 +63,7 @@ class Sender(Protocol):
         """Build the message to send. Raises PermanentDeliveryError if a template fails."""
         ...
 
-    def send(self, message: Any) -> Receipt:
-        """Exactly one attempt. Raises only Transient/PermanentDeliveryError on failure."""
+    async def send(self, message: Any) -> Receipt:
+        """Exactly one attempt, awaited on the worker's event loop (blocking I/O goes to a
+        thread). Raises only Transient/PermanentDeliveryError on failure."""
         ...

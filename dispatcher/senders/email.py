@@ -12,6 +12,7 @@ transient; TLS certificate failures and unsupported extensions are permanent.
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 import ssl
 from collections.abc import Callable
@@ -144,7 +145,11 @@ class EmailSender:
             date=format_datetime(context.attempt_at),
         )
 
-    def send(self, message: EmailMessageData) -> Receipt:
+    async def send(self, message: EmailMessageData) -> Receipt:
+        """One SMTP session on a thread of the event loop's executor (smtplib blocks)."""
+        return await asyncio.to_thread(self._send, message)
+
+    def _send(self, message: EmailMessageData) -> Receipt:
         target = f"SMTP {self._settings.smtp_host}:{self._settings.smtp_port}"
         try:
             smtp = self._factory()

@@ -28,8 +28,8 @@ _TRANSIENT_STATUSES = frozenset({408, 429})
 _MASK = "***"
 
 
-def post(
-    client: httpx.Client,
+async def post(
+    transport: httpx.AsyncBaseTransport,
     settings: Settings,
     *,
     url: str,
@@ -40,15 +40,23 @@ def post(
     secrets: Sequence[str] = (),
 ) -> Receipt:
     """POST ``body`` to ``url`` once. ``label`` names the method in messages (``webhook``,
-    ``Slack``), ``target`` is the masked URL, ``secrets`` are fragments never to be shown."""
+    ``Slack``), ``target`` is the masked URL, ``secrets`` are fragments never to be shown.
+
+    The request goes straight to the transport: an ``httpx.AsyncClient``'s cookies, redirects
+    and auth are all things a delivery must not do, and they cost more than the POST itself."""
     limit = settings.response_excerpt_bytes
     try:
-        with client.stream("POST", parse_url(url), content=body, headers=headers) as response:
+        request = httpx.Request("POST", parse_url(url), content=body, headers=headers)
+        response = await transport.handle_async_request(request)
+        try:
             # Read a little past the limit so a secret cut by the limit is still recognised.
             margin = max((len(secret) for secret in secrets), default=0)
-            excerpt = _trim(scrub(_read_excerpt(response, limit + margin), secrets), limit)
-            status = response.status_code
-            retry_after_header = response.headers.get("retry-after")
+            raw = await _read_excerpt(response, limit + margin)
+        finally:
+            await response.aclose()
+        excerpt = _trim(scrub(raw, secrets), limit)
+        status = response.status_code
+        retry_after_header = response.headers.get("retry-after")
     except AddressNotAllowedError as exc:
         raise PermanentDeliveryError(f"{label} to {target}: {scrub(str(exc), secrets)}") from None
     except httpx.TimeoutException as exc:
@@ -78,12 +86,12 @@ def post(
     raise PermanentDeliveryError(message, status_code=status, response_excerpt=excerpt)
 
 
-def _read_excerpt(response: httpx.Response, limit: int) -> str:
+async def _read_excerpt(response: httpx.Response, limit: int) -> str:
     """At most ``limit`` bytes of the body, decoded leniently. A body that fits is read to
     the end, so the connection can be reused."""
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_bytes():
+    async for chunk in response.aiter_bytes():
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:
@@ -191,14 +199,14 @@ def target_key(url: str) -> str:
 
 class HttpSender:
     """What the webhook and Slack senders share: the injected settings and (guarded) httpx
-    client, and a target named by ``config["url"]``, described with its path hidden when the
+    transport, and a target named by ``config["url"]``, described with its path hidden when the
     path is the secret (Slack's hook URLs)."""
 
     path_is_secret: ClassVar[bool]
 
-    def __init__(self, settings: Settings, client: httpx.Client) -> None:
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport) -> None:
         self._settings = settings
-        self._client = client
+        self._transport = transport
 
     def target_key(self, config: dict[str, Any]) -> str:
         return target_key(str(config.get("url", "")))

@@ -97,9 +97,9 @@ class SlackSender(http.HttpSender):
             secrets=tuple(http.url_secrets(url, path_is_secret=True)),
         )
 
-    def send(self, message: SlackMessage) -> Receipt:
-        return http.post(
-            self._client,
+    async def send(self, message: SlackMessage) -> Receipt:
+        return await http.post(
+            self._transport,
             self._settings,
             url=message.url,
             body=json.dumps(message.payload, ensure_ascii=False).encode(),

@@ -7,8 +7,8 @@ template; ``""`` means none), ``secret`` (optional ``whsec_<base64>``; enables s
 Headers: ``Content-Type: application/json``, ``webhook-id`` (the delivery id, stable across
 retries), ``webhook-timestamp`` (the attempt time, integer seconds) and, with a secret,
 ``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`` over exactly the bytes
-sent. The TLS client certificate, if configured, lives in the HTTP client
-(:func:`dispatcher.netguard.make_http_client`).
+sent. The TLS client certificate, if configured, lives in the HTTP transport
+(:func:`dispatcher.httptransport.make_http_transport`).
 """
 
 from __future__ import annotations
@@ -142,9 +142,9 @@ class WebhookSender(http.HttpSender):
             secrets=tuple(secrets),
         )
 
-    def send(self, message: WebhookMessage) -> Receipt:
-        return http.post(
-            self._client,
+    async def send(self, message: WebhookMessage) -> Receipt:
+        return await http.post(
+            self._transport,
             self._settings,
             url=message.url,
             body=message.body,

@@ -16,21 +16,23 @@ from dispatcher.worker.pool import SenderPool
 
 
 class WorkerContext:
-    """A runtime, one sender registry (sharing one pooled HTTP client) and one sender pool."""
+    """A runtime, one sender registry (sharing one pooled HTTP transport) and one sender
+    pool, which closes the transport when it stops."""
 
     def __init__(
         self,
         runtime: Runtime,
         registry: Mapping[str, Sender],
-        http_client: httpx.Client | None = None,
+        http_transport: httpx.AsyncBaseTransport | None = None,
         *,
         owns_runtime: bool = False,
     ) -> None:
         self.runtime = runtime
         self.registry = registry
-        self._http_client = http_client
         self._owns_runtime = owns_runtime
-        self.pool = SenderPool(runtime.sessions, runtime.settings, registry)
+        self.pool = SenderPool(
+            runtime.sessions, runtime.settings, registry, http_transport=http_transport
+        )
 
     def drain(self, flag: RingFlag, ask_for_help: Callable[[], None] | None = None) -> int:
         """Claim due deliveries in batches of ``settings.worker_batch_size`` and hand them to
@@ -60,10 +62,9 @@ class WorkerContext:
                 cleared = True
 
     def close(self, timeout: float | None = None) -> None:
-        """Finish in-flight sends, hand back waiting ones, record everything, close clients."""
+        """Finish in-flight sends, hand back waiting ones, record everything, close the
+        transport."""
         self.pool.stop(timeout)
-        if self._http_client is not None:
-            self._http_client.close()
         if self._owns_runtime:
             self.runtime.close()
 
@@ -71,13 +72,13 @@ class WorkerContext:
 def build_context(
     settings: Settings, runtime: Runtime | None = None, *, doorbell: Doorbell | None = None
 ) -> WorkerContext:
-    """The production context: netguard's pooled client and the senders' registry, on
+    """The production context: netguard's pooled transport and the senders' registry, on
     ``runtime`` or on a new one ringing ``doorbell`` (the worker's own Celery doorbell)."""
-    from dispatcher.netguard import make_http_client
+    from dispatcher.httptransport import make_http_transport
     from dispatcher.senders import build_registry
 
     owns_runtime = runtime is None
     runtime = runtime or create_runtime(settings, doorbell)
-    http_client = make_http_client(settings)
-    registry = build_registry(settings, http_client)
-    return WorkerContext(runtime, registry, http_client, owns_runtime=owns_runtime)
+    http_transport = make_http_transport(settings)
+    registry = build_registry(settings, http_transport)
+    return WorkerContext(runtime, registry, http_transport, owns_runtime=owns_runtime)

@@ -1,31 +1,38 @@
-"""The per-process sender pool: threads that send claimed deliveries and a recorder that writes
-their outcomes in batches.
+"""The per-process sender pool: an event loop that sends claimed deliveries and a recorder
+thread that writes their outcomes in batches.
 
-``settings.worker_send_concurrency`` threads share one sender registry (and so one pooled
-HTTP client). Jobs wait in one queue per *target* (``Sender.target_key``, e.g. a webhook's
-host); at most ``settings.worker_per_host_concurrency`` jobs of one target are in flight, and
-targets take turns, so an endpoint that hangs holds only its own slots. When a target's queue
-already holds ``settings.worker_per_host_queued`` jobs, :meth:`submit` waits for room if the
-target finished a send within the last ``settings.target_busy_delay`` seconds (it is merely
-busy), and otherwise hands further jobs back to pending for ``target_busy_delay`` seconds (it
-is stuck; no attempt is counted). A job whose lease would run out
-before its send could time out is handed back too, rather than risk a second sender.
+The loop runs on its own thread and holds up to ``settings.worker_send_concurrency`` sends at
+once, all sharing one sender registry (and so one pooled HTTP transport); e-mail, whose
+library blocks, is sent on the loop's executor threads. Jobs wait in one queue per *target*
+(``Sender.target_key``, e.g. a webhook's host); at most
+``settings.worker_per_host_concurrency`` jobs of one target are in flight, and targets take
+turns, so an endpoint that hangs holds only its own slots. When a target's queue already holds
+``settings.worker_per_host_queued`` jobs, :meth:`submit` waits for room if the target finished
+a send within the last ``settings.target_busy_delay`` seconds (it is merely busy), and
+otherwise hands further jobs back to pending for ``target_busy_delay`` seconds (it is stuck;
+no attempt is counted). A job whose lease would run out before its send could time out is
+handed back too, rather than risk a second sender.
 
-:meth:`SenderPool.submit` applies backpressure: it blocks while ``settings.worker_max_queued``
-jobs wait. Outcomes go to the recorder thread, which calls :func:`dispatcher.recording.record`
-once per ``settings.record_batch_size`` outcomes or ``settings.record_interval`` seconds.
+:meth:`SenderPool.submit` is called from other threads and applies backpressure: it blocks
+while ``settings.worker_max_queued`` jobs wait. Outcomes go to the recorder thread, which
+calls :func:`dispatcher.recording.record` once per ``settings.record_batch_size`` outcomes or
+``settings.record_interval`` seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import httpx
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,7 +48,7 @@ Recorder = Callable[[Sequence[Outcome]], object]
 
 
 class SenderPool:
-    """Send jobs on a bounded thread pool and record their outcomes in batches.
+    """Send jobs concurrently on an event loop and record their outcomes in batches.
 
     Thread-safe. Call :meth:`stop` to finish: in-flight sends complete, waiting jobs are
     handed back to pending, and every outcome is recorded before it returns."""
@@ -53,12 +60,13 @@ class SenderPool:
         registry: Mapping[str, Sender],
         *,
         recorder: Recorder | None = None,
+        http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._record: Recorder = recorder or (lambda outcomes: record(sessions, outcomes, settings))
+        self._transport = http_transport
         self._lock = threading.Lock()
-        self._work = threading.Condition(self._lock)
         self._space = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._waiting: dict[str, deque[Job]] = {}
@@ -71,13 +79,16 @@ class SenderPool:
         self._unrecorded = 0
         self._stopping = False
         self._outcomes: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._send_loop, name=f"sender-{n}", daemon=True)
-            for n in range(settings.worker_send_concurrency)
-        ]
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop = asyncio.new_event_loop()
+        # smtplib blocks: e-mail is sent on these threads, at most one target's worth at once
+        self._loop.set_default_executor(
+            ThreadPoolExecutor(settings.worker_per_host_concurrency, "blocking-send")
+        )
+        self._sender = threading.Thread(target=self._run_loop, name="sender-loop", daemon=True)
         self._recorder = threading.Thread(target=self._record_loop, name="recorder", daemon=True)
-        for thread in [*self._threads, self._recorder]:
-            thread.start()
+        self._sender.start()
+        self._recorder.start()
 
     # -- producers' side ----------------------------------------------------------------------
 
@@ -110,7 +121,7 @@ class SenderPool:
                 self._queued += 1
                 self._mark_ready(key)
             self._unrecorded += len(jobs)
-            self._work.notify(len(jobs))
+        self._loop.call_soon_threadsafe(self._pump)
         for job in overflow:
             self._emit(released(job, settings.target_busy_delay))
 
@@ -133,44 +144,64 @@ class SenderPool:
             self._ready.append(key)
             self._ready_keys.add(key)
 
-    # -- senders ------------------------------------------------------------------------------
+    # -- senders (on the event loop) ----------------------------------------------------------
 
-    def _send_loop(self) -> None:
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+
+    def _pump(self) -> None:
+        """Start a send for each ready target while fewer than ``worker_send_concurrency``
+        run; once stopping, hand every waiting job back instead."""
         margin = timedelta(seconds=self._settings.http_timeout + 1.0)
-        while True:
-            with self._lock:
-                while not self._ready and not self._stopping:
-                    self._work.wait()
-                if not self._ready:
-                    return
+        limit = self._settings.worker_send_concurrency
+        starts: list[tuple[str, Job]] = []
+        handed_back: list[Job] = []
+        with self._lock:
+            while self._ready and (self._busy < limit or self._stopping):
                 key = self._ready.popleft()
                 self._ready_keys.discard(key)
                 job = self._waiting[key].popleft()
                 if not self._waiting[key]:
                     del self._waiting[key]
                 self._queued -= 1
+                if self._stopping or job.lease_until - utcnow() < margin:
+                    handed_back.append(job)
+                    self._mark_ready(key)
+                    continue
                 self._busy += 1
                 self._inflight[key] = self._inflight.get(key, 0) + 1
                 self._mark_ready(key)
-                if self._ready:
-                    self._work.notify()
+                starts.append((key, job))
+            if starts or handed_back:
                 self._space.notify_all()
-            try:
-                if self._stopping or job.lease_until - utcnow() < margin:
-                    outcome = released(job, 0.0)
-                else:
-                    outcome = attempt(job, self._registry)
-            finally:
-                with self._lock:
-                    self._busy -= 1
-                    self._last_done[key] = time.monotonic()
-                    self._inflight[key] -= 1
-                    if not self._inflight[key]:
-                        del self._inflight[key]
-                    self._mark_ready(key)
-                    if self._ready:
-                        self._work.notify()
-            self._emit(outcome)
+        for job in handed_back:
+            self._emit(released(job, 0.0))
+        for key, job in starts:
+            task = self._loop.create_task(self._send(key, job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, key: str, job: Job) -> None:
+        try:
+            outcome = await attempt(job, self._registry)
+        finally:
+            with self._lock:
+                self._busy -= 1
+                self._last_done[key] = time.monotonic()
+                self._inflight[key] -= 1
+                if not self._inflight[key]:
+                    del self._inflight[key]
+                self._mark_ready(key)
+        self._emit(outcome)
+        self._pump()
+
+    async def _finish(self) -> None:
+        """Let in-flight sends complete, then close the HTTP transport."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._transport is not None:
+            await self._transport.aclose()
 
     # -- recorder -----------------------------------------------------------------------------
 
@@ -223,12 +254,19 @@ class SenderPool:
             return self._queued + self._busy
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop accepting work, hand waiting jobs back, finish in-flight sends, record all."""
+        """Stop accepting work, hand waiting jobs back, finish in-flight sends, close the
+        HTTP transport, record all."""
         with self._lock:
             self._stopping = True
-            self._work.notify_all()
             self._space.notify_all()
-        for thread in self._threads:
-            thread.join(timeout)
+        if self._sender.is_alive():
+            self._loop.call_soon_threadsafe(self._pump)
+            finished = asyncio.run_coroutine_threadsafe(self._finish(), self._loop)
+            try:
+                finished.result(timeout)
+            except (TimeoutError, concurrent.futures.TimeoutError):
+                log.warning("sender pool: sends still in flight after %s s", timeout)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._sender.join(timeout)
         self._outcomes.put(None)
         self._recorder.join(timeout)

@@ -3,19 +3,21 @@ fake sender, and shortcuts to add notifications."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import threading
-from collections.abc import Callable
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
 from dispatcher.config import Settings
 from dispatcher.db import upgrade
+from dispatcher.delivery import Job, Outcome, attempt
 from dispatcher.doorbell import RecordingDoorbell
 from dispatcher.errors import PermanentDeliveryError, TransientDeliveryError
 from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime, create_runtime
-from dispatcher.senders.base import Receipt, RenderContext
+from dispatcher.senders.base import Receipt, RenderContext, Sender
 from tests.conftest import settings_for
 
 _TEMPLATE: dict[str, Path] = {}
@@ -47,7 +49,9 @@ def make_runtime(database_url: str, **overrides: Any) -> Runtime:
     return create_runtime(settings_for(database_url, **values), doorbell=RecordingDoorbell())
 
 
-Behaviour = Callable[[dict[str, Any]], Receipt]
+def attempt_now(job: Job, sender: Sender) -> Outcome:
+    """:func:`~dispatcher.delivery.attempt` of ``job`` with ``sender``, on a fresh loop."""
+    return asyncio.run(attempt(job, {sender.method: sender}))
 
 
 class FakeSender:
@@ -75,14 +79,17 @@ class FakeSender:
     def render(self, context: RenderContext, config: dict[str, Any]) -> dict[str, Any]:
         return {"id": context.delivery_id, "data": context.data, "config": config}
 
-    def send(self, message: dict[str, Any]) -> Receipt:
+    async def send(self, message: dict[str, Any]) -> Receipt:
         script = message["config"].get("script", ["ok"])
         with self._lock:
             count = self._attempts.get(message["id"], 0)
             self._attempts[message["id"]] = count + 1
         step = script[min(count, len(script) - 1)]
         if step == "block":
-            self.release.wait(10)
+            # wait without blocking the pool's event loop (other targets keep sending)
+            deadline = time.monotonic() + 10
+            while not self.release.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
             step = "ok"
         if step.startswith("transient"):
             _, _, after = step.partition(":")

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from dispatcher import producer
-from dispatcher.delivery import Job, Outcome, attempt, claim, claim_due, retry_delay
+from dispatcher.delivery import Job, Outcome, claim, claim_due, retry_delay
 from dispatcher.doorbell import RecordingDoorbell
 from dispatcher.models import Attempt, Delivery, Notification, utcnow
 from dispatcher.recording import record
@@ -26,6 +26,7 @@ from tests.unit.pipeline_helpers import (
     FakeSender,
     add_notification,
     add_repository,
+    attempt_now,
     make_runtime,
     migrated_sqlite,
 )
@@ -74,7 +75,7 @@ def emit(runtime: Runtime) -> list[str]:
 def run_once(runtime: Runtime, sender: FakeSender, ids: list[str], **kwargs: Any) -> list[Outcome]:
     """Claim, attempt and record ``ids`` synchronously."""
     jobs = claim(runtime.sessions, ids, runtime.settings, now=kwargs.get("now"))
-    outcomes = [attempt(job, {"webhook": sender}) for job in jobs]
+    outcomes = [attempt_now(job, sender) for job in jobs]
     record(runtime.sessions, outcomes, runtime.settings, now=kwargs.get("now"))
     return outcomes
 
@@ -263,10 +264,10 @@ def test_stale_claim_changes_nothing(runtime: Runtime, sender: FakeSender) -> No
     later = utcnow() + timedelta(seconds=runtime.settings.lease_seconds + 1)
     assert sweep(runtime, now=later) == 1  # the lease expired: the sweep rings for it
     (fresh,) = claim(runtime.sessions, [did], runtime.settings, now=later + timedelta(seconds=31))
-    summary = record(runtime.sessions, [attempt(stale, {"webhook": sender})], runtime.settings)
+    summary = record(runtime.sessions, [attempt_now(stale, sender)], runtime.settings)
     assert (summary.applied, summary.stale) == (0, 1)
     assert delivery(runtime, did).status == "pending" and attempts(runtime, did) == []
-    record(runtime.sessions, [attempt(fresh, {"webhook": sender})], runtime.settings)
+    record(runtime.sessions, [attempt_now(fresh, sender)], runtime.settings)
     assert delivery(runtime, did).status == "succeeded"
 
 
@@ -278,7 +279,7 @@ def test_success_after_failures_in_one_batch(runtime: Runtime, sender: FakeSende
         session.get_one(Notification, ok).number_of_failures = 2
     jobs = claim(runtime.sessions, ids, runtime.settings)
     bad_job_ids = [j.delivery_id for j in jobs]
-    outcomes = [attempt(job, {"webhook": sender}) for job in jobs]
+    outcomes = [attempt_now(job, sender) for job in jobs]
     record(runtime.sessions, outcomes, runtime.settings)
     assert notification(runtime, ok).number_of_failures == 0
     assert bad_job_ids == ids
@@ -307,7 +308,7 @@ def test_sweep_leaves_claimed_and_future_deliveries(runtime: Runtime, sender: Fa
     (did,) = emit(runtime)
     (job,) = claim(runtime.sessions, [did], runtime.settings)
     assert sweep(runtime) == 0  # held by a live lease
-    record(runtime.sessions, [attempt(job, {"webhook": sender})], runtime.settings)
+    record(runtime.sessions, [attempt_now(job, sender)], runtime.settings)
     assert sweep(runtime) == 0  # retry not due yet
     assert sweep(runtime, now=utcnow() + timedelta(seconds=11)) == 1
 

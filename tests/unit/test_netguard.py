@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.server
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -13,12 +16,13 @@ import pytest
 
 from dispatcher.config import Settings
 from dispatcher.errors import InvalidRequestError
+from dispatcher.httptransport import make_http_transport
 from dispatcher.netguard import (
     AddressNotAllowedError,
     Resolver,
     check_url,
     is_allowed_address,
-    make_http_client,
+    resolve,
 )
 
 LOOPBACK_ALLOWED = "127.0.0.0/8,::1/128"
@@ -132,21 +136,30 @@ def test_ipv4_mapped_address_allowed_by_its_ipv4_network() -> None:
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
-    hosts: ClassVar[list[str]] = []
+    requests: ClassVar[list[dict[str, str]]] = []
     peers: ClassVar[set[int]] = set()
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self._answer()
-
-    def do_GET(self) -> None:
-        self._answer()
-
-    def _answer(self) -> None:
-        type(self).hosts.append(self.headers.get("Host", ""))
+        type(self).requests.append({k.lower(): v for k, v in self.headers.items()})
         type(self).peers.add(self.client_address[1])
+        if self.path == "/redirect":
+            self._answer(302, [("Location", "/elsewhere")])
+        elif self.path == "/cookie":
+            self._answer(200, [("Set-Cookie", "session=abc; Path=/")])
+        elif self.path == "/hang":
+            time.sleep(1.0)
+            self._answer(200)
+        elif self.path == "/hang-up":
+            self.close_connection = True  # no answer at all
+        else:
+            self._answer(200)
+
+    def _answer(self, status: int, headers: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
         body = b"ok"
-        self.send_response(200)
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -157,9 +170,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[int]:
-    _Handler.hosts = []
+    _Handler.requests = []
     _Handler.peers = set()
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
     thread = threading.Thread(
         target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
     )
@@ -181,23 +195,40 @@ def rebinding_resolver(calls: list[str]) -> Resolver:
     return resolve
 
 
+def post_all(transport: httpx.AsyncBaseTransport, *urls: str) -> list[httpx.Response]:
+    """POST to each URL in turn through ``transport`` on one event loop, reading each body;
+    then close the transport."""
+
+    async def run() -> list[httpx.Response]:
+        responses = []
+        try:
+            for url in urls:
+                request = httpx.Request("POST", url, content=b"{}")
+                response = await transport.handle_async_request(request)
+                await response.aread()
+                await response.aclose()
+                responses.append(response)
+        finally:
+            await transport.aclose()
+        return responses
+
+    return asyncio.run(run())
+
+
 def test_name_resolving_to_loopback_is_refused(server: int) -> None:
     calls: list[str] = []
-    with (
-        make_http_client(Settings(), resolver=rebinding_resolver(calls)) as client,
-        pytest.raises(AddressNotAllowedError, match="address not allowed"),
-    ):
-        client.get(f"http://public.example.com:{server}/")
+    transport = make_http_transport(Settings(), resolver=rebinding_resolver(calls))
+    with pytest.raises(AddressNotAllowedError, match="address not allowed"):
+        post_all(transport, f"http://public.example.com:{server}/")
     assert calls == ["public.example.com"]
-    assert _Handler.hosts == []
+    assert _Handler.requests == []
 
 
-def test_system_resolver_localhost_is_refused(server: int) -> None:
-    with make_http_client(Settings()) as client, pytest.raises(AddressNotAllowedError):
-        client.get(f"http://localhost:{server}/")
-    with make_http_client(Settings()) as client, pytest.raises(AddressNotAllowedError):
-        client.get(f"http://127.0.0.1:{server}/")
-    assert _Handler.hosts == []
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::ffff:127.0.0.1]", "127.1"])
+def test_loopback_by_name_or_literal_address_is_refused(server: int, host: str) -> None:
+    with pytest.raises((AddressNotAllowedError, httpx.UnsupportedProtocol)):
+        post_all(make_http_transport(Settings()), f"http://{host}:{server}/")
+    assert _Handler.requests == []
 
 
 def test_allowed_network_connects_to_the_checked_address_once_per_connection(
@@ -205,34 +236,60 @@ def test_allowed_network_connects_to_the_checked_address_once_per_connection(
 ) -> None:
     calls: list[str] = []
     settings = Settings(allowed_networks="127.0.0.0/8")
-    with make_http_client(settings, resolver=rebinding_resolver(calls)) as client:
-        for _ in range(3):
-            response = client.post(f"http://hooks.example.com:{server}/x", content=b"{}")
-            assert response.status_code == 200
+    transport = make_http_transport(settings, resolver=rebinding_resolver(calls))
+    responses = post_all(transport, *[f"http://hooks.example.com:{server}/x"] * 3)
+    assert [response.status_code for response in responses] == [200] * 3
     assert calls == ["hooks.example.com"]
-    assert _Handler.hosts == [f"hooks.example.com:{server}"] * 3
+    assert [r["host"] for r in _Handler.requests] == [f"hooks.example.com:{server}"] * 3
     assert len(_Handler.peers) == 1
 
 
-def test_client_does_not_follow_redirects() -> None:
-    client = make_http_client(Settings())
-    assert client.follow_redirects is False
-    assert client.timeout == httpx.Timeout(Settings().http_timeout)
-    client.close()
+def test_redirects_are_returned_not_followed(server: int) -> None:
+    transport = make_http_transport(Settings(allowed_networks="127.0.0.0/8"))
+    (response,) = post_all(transport, f"http://127.0.0.1:{server}/redirect")
+    assert response.status_code == 302
+    assert response.headers["location"] == "/elsewhere"
+    assert len(_Handler.requests) == 1
+
+
+def test_cookies_are_not_kept(server: int) -> None:
+    transport = make_http_transport(Settings(allowed_networks="127.0.0.0/8"))
+    post_all(transport, f"http://127.0.0.1:{server}/cookie", f"http://127.0.0.1:{server}/x")
+    assert "cookie" not in _Handler.requests[1]
+
+
+def test_the_transport_names_the_product(server: int) -> None:
+    from dispatcher import __version__
+
+    post_all(
+        make_http_transport(Settings(allowed_networks="127.0.0.0/8")), f"http://127.0.0.1:{server}/"
+    )
+    assert _Handler.requests[0]["user-agent"] == f"dispatcher/{__version__}"
+
+
+def test_errors_become_httpx_errors(server: int) -> None:
+    settings = Settings(allowed_networks="127.0.0.0/8", http_timeout=0.3)
+    with pytest.raises(httpx.TimeoutException):
+        post_all(make_http_transport(settings), f"http://127.0.0.1:{server}/hang")
+    with pytest.raises(httpx.RemoteProtocolError):
+        post_all(make_http_transport(settings), f"http://127.0.0.1:{server}/hang-up")
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]
+    with pytest.raises(httpx.ConnectError):
+        post_all(make_http_transport(settings), f"http://127.0.0.1:{closed_port}/")
+    unresolvable = make_http_transport(settings, resolver=failing_resolver)
+    with pytest.raises(httpx.ConnectError, match="cannot resolve"):
+        post_all(unresolvable, "http://no-such-host.example/")
+
+
+def failing_resolver(host: str, port: int) -> list[str]:
+    return resolve("no-such-host.invalid", port)
 
 
 def test_client_certificate_is_loaded_only_when_both_files_are_set(tmp_path: Path) -> None:
     missing = tmp_path / "absent.pem"
-    make_http_client(Settings(webhook_client_cert=missing)).close()
-    make_http_client(Settings(webhook_client_key=missing)).close()
+    make_http_transport(Settings(webhook_client_cert=missing))
+    make_http_transport(Settings(webhook_client_key=missing))
     with pytest.raises(FileNotFoundError):
-        make_http_client(Settings(webhook_client_cert=missing, webhook_client_key=missing))
-
-
-def test_the_shared_client_names_the_product() -> None:
-    from dispatcher import __version__
-    from dispatcher.config import Settings
-    from dispatcher.netguard import make_http_client
-
-    with make_http_client(Settings()) as client:
-        assert client.headers["User-Agent"] == f"dispatcher/{__version__}"
+        make_http_transport(Settings(webhook_client_cert=missing, webhook_client_key=missing))

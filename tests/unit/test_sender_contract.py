@@ -1,12 +1,13 @@
 """One contract, every registered sender: each failure a target can produce becomes the right
 DeliveryError, with its status code recorded and no secret in what is kept.
 
-HTTP senders run against ``httpx.MockTransport`` (and the real guarded client for the blocked
-address case); the e-mail sender against fake SMTP factories raising smtplib's exceptions.
+HTTP senders run against ``httpx.MockTransport`` (and the real guarded transport for the
+blocked address case); the e-mail sender against fake SMTP factories raising smtplib's exceptions.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import smtplib
 from collections.abc import Callable
@@ -21,7 +22,7 @@ import pytest
 from dispatcher.config import Settings
 from dispatcher.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from dispatcher.events import EVENTS, event_data
-from dispatcher.netguard import make_http_client
+from dispatcher.httptransport import make_http_transport
 from dispatcher.senders import METHODS, build_registry
 from dispatcher.senders.base import Receipt, RenderContext, Sender
 
@@ -56,6 +57,14 @@ class Case:
 
     sender: Sender
     config: dict[str, Any] = field(default_factory=dict)
+    transport: httpx.AsyncBaseTransport | None = None  # closed after the send
+
+    async def send(self, message: Any) -> Receipt:
+        try:
+            return await self.sender.send(message)
+        finally:
+            if self.transport is not None:
+                await self.transport.aclose()
 
 
 def context(event_name: str = "repo_push") -> RenderContext:
@@ -156,19 +165,19 @@ HTTP_SCENARIOS: dict[str, tuple[Handler, Expect]] = {
 
 def http_case(method: str, scenario: str, tmp_path: Path) -> tuple[Case, Expect]:
     if scenario == "blocked_address":
-        # The real guarded client, with a resolver that answers like a rebinding attacker.
-        client = make_http_client(SETTINGS, resolver=lambda host, port: ["10.0.0.7"])
-        sender = build_registry(SETTINGS, client)[method]
-        return Case(sender, CONFIGS[method]), Expect(PermanentDeliveryError)
+        # The real guarded transport, with a resolver that answers like a rebinding attacker.
+        transport = make_http_transport(SETTINGS, resolver=lambda host, port: ["10.0.0.7"])
+        sender = build_registry(SETTINGS, transport)[method]
+        return Case(sender, CONFIGS[method], transport), Expect(PermanentDeliveryError)
     if scenario == "template_error":
         if method == "webhook":
             config = {**CONFIGS[method], "template": '{"a": "${}"}'}
-            sender = build_registry(SETTINGS, UNUSED_CLIENT)[method]
+            sender = build_registry(SETTINGS, UNUSED_TRANSPORT)[method]
             return Case(sender, config), Expect(PermanentDeliveryError)
         return template_error_case(method, tmp_path), Expect(PermanentDeliveryError)
     handler, expect = HTTP_SCENARIOS[scenario]
-    client = httpx.Client(transport=httpx.MockTransport(handler), follow_redirects=False)
-    return Case(build_registry(SETTINGS, client)[method], CONFIGS[method]), expect
+    transport = httpx.MockTransport(handler)
+    return Case(build_registry(SETTINGS, transport)[method], CONFIGS[method]), expect
 
 
 def template_error_case(method: str, tmp_path: Path) -> Case:
@@ -179,7 +188,7 @@ def template_error_case(method: str, tmp_path: Path) -> Case:
         (tmp_path / method / f"repo_push{suffix}").write_text(broken)
     settings = Settings(templates_dir=tmp_path, response_excerpt_bytes=EXCERPT_BYTES)
     factory = FakeSMTPFactory()
-    sender = build_registry(settings, UNUSED_CLIENT, factory)[method]
+    sender = build_registry(settings, UNUSED_TRANSPORT, factory)[method]
     return Case(sender, CONFIGS[method])
 
 
@@ -280,7 +289,7 @@ EMAIL_SCENARIOS: dict[str, tuple[FakeSMTPFactory, Expect]] = {
 }
 
 
-UNUSED_CLIENT = httpx.Client(transport=httpx.MockTransport(respond(500)))
+UNUSED_TRANSPORT = httpx.MockTransport(respond(500))
 
 
 def email_case(scenario: str, tmp_path: Path) -> tuple[Case, Expect]:
@@ -288,13 +297,13 @@ def email_case(scenario: str, tmp_path: Path) -> tuple[Case, Expect]:
         return template_error_case("email", tmp_path), Expect(PermanentDeliveryError)
     if scenario == "blocked_address":
         factory = FakeSMTPFactory()
-        sender = build_registry(SETTINGS, UNUSED_CLIENT, factory)["email"]
+        sender = build_registry(SETTINGS, UNUSED_TRANSPORT, factory)["email"]
         return Case(sender, {"email": "x@example.com\r\nBcc: all@example.com"}), Expect(
             PermanentDeliveryError
         )
     factory, expect = EMAIL_SCENARIOS[scenario]
     settings = SETTINGS.model_copy(update={"smtp_password": SMTP_PASSWORD})
-    sender = build_registry(settings, UNUSED_CLIENT, factory)["email"]
+    sender = build_registry(settings, UNUSED_TRANSPORT, factory)["email"]
     return Case(sender, CONFIGS["email"]), expect
 
 
@@ -315,7 +324,7 @@ def make_case(method: str, scenario: str, tmp_path: Path) -> tuple[Case, Expect]
 
 
 def test_every_registered_sender_is_under_contract() -> None:
-    registry = build_registry(SETTINGS, UNUSED_CLIENT, FakeSMTPFactory())
+    registry = build_registry(SETTINGS, UNUSED_TRANSPORT, FakeSMTPFactory())
     assert tuple(registry) == METHODS
     assert {method for method, _ in CASES} == set(METHODS)
     for method, sender in registry.items():
@@ -328,7 +337,7 @@ def test_contract(method: str, scenario: str, tmp_path: Path) -> None:
     outcome: Receipt | DeliveryError
     try:
         message = case.sender.render(context(), case.config)
-        outcome = case.sender.send(message)
+        outcome = asyncio.run(case.send(message))
     except DeliveryError as exc:
         outcome = exc
 
@@ -357,7 +366,7 @@ def test_contract(method: str, scenario: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("method", METHODS)
 def test_describe_and_target_key_hide_secrets(method: str) -> None:
-    registry = build_registry(SETTINGS, UNUSED_CLIENT, FakeSMTPFactory())
+    registry = build_registry(SETTINGS, UNUSED_TRANSPORT, FakeSMTPFactory())
     sender = registry[method]
     described = sender.describe(CONFIGS[method])
     message = sender.render(context(), CONFIGS[method])
@@ -383,10 +392,9 @@ def test_http_senders_make_exactly_one_request(method: str) -> None:
         requests.append(request)
         return httpx.Response(503)
 
-    client = httpx.Client(transport=httpx.MockTransport(handler))
-    sender = build_registry(SETTINGS, client)[method]
+    sender = build_registry(SETTINGS, httpx.MockTransport(handler))[method]
     with pytest.raises(TransientDeliveryError):
-        sender.send(sender.render(context(), CONFIGS[method]))
+        asyncio.run(sender.send(sender.render(context(), CONFIGS[method])))
     assert len(requests) == 1
     assert requests[0].method == "POST"
     assert requests[0].headers["content-type"] == "application/json"
@@ -394,8 +402,8 @@ def test_http_senders_make_exactly_one_request(method: str) -> None:
 
 def test_email_sender_uses_one_session_and_quits() -> None:
     factory = FakeSMTPFactory()
-    sender = build_registry(SETTINGS, UNUSED_CLIENT, factory)["email"]
-    sender.send(sender.render(context(), CONFIGS["email"]))
+    sender = build_registry(SETTINGS, UNUSED_TRANSPORT, factory)["email"]
+    asyncio.run(sender.send(sender.render(context(), CONFIGS["email"])))
     assert len(factory.sessions) == 1
     assert len(factory.sessions[0].sent) == 1
     assert factory.sessions[0].quit_called

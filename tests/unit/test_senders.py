@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import json
@@ -24,6 +25,13 @@ from dispatcher.senders.http import mask_url, parse_retry_after
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SETTINGS = Settings(server_hostname="quay.example.com", preferred_url_scheme="https")
 HOSTILE = "<script>alert(1)</script> & <https://evil.example|click>"
+
+
+def _no_http(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"unexpected HTTP request to {request.url}")
+
+
+NO_HTTP = httpx.MockTransport(_no_http)
 
 
 def context(event_name: str = "repo_push", **extra: Any) -> RenderContext:
@@ -59,8 +67,7 @@ class Capture:
 
 def sender_with_capture(method: str) -> tuple[Any, Capture]:
     capture = Capture()
-    client = httpx.Client(transport=httpx.MockTransport(capture))
-    return build_registry(SETTINGS, client)[method], capture
+    return build_registry(SETTINGS, httpx.MockTransport(capture))[method], capture
 
 
 # -- webhook -----------------------------------------------------------------------------------
@@ -70,7 +77,7 @@ def test_webhook_signature_verifies_with_the_standard_webhooks_library() -> None
     sender, capture = sender_with_capture("webhook")
     config = {"url": "https://hooks.example.com/in", "secret": SECRET}
     ctx = context()
-    receipt = sender.send(sender.render(ctx, config))
+    receipt = asyncio.run(sender.send(sender.render(ctx, config)))
     assert receipt.status_code == 200
     request = capture.requests[0]
     headers = dict(request.headers)
@@ -82,7 +89,9 @@ def test_webhook_signature_verifies_with_the_standard_webhooks_library() -> None
 
 def test_webhook_signature_fails_for_another_secret_or_body() -> None:
     sender, capture = sender_with_capture("webhook")
-    sender.send(sender.render(context(), {"url": "https://h.example.com/", "secret": SECRET}))
+    asyncio.run(
+        sender.send(sender.render(context(), {"url": "https://h.example.com/", "secret": SECRET}))
+    )
     request = capture.requests[0]
     headers = dict(request.headers)
     other = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"
@@ -95,7 +104,9 @@ def test_webhook_signature_fails_for_another_secret_or_body() -> None:
 def test_webhook_without_secret_is_not_signed_and_body_is_the_event_data() -> None:
     sender, capture = sender_with_capture("webhook")
     ctx = context()
-    sender.send(sender.render(ctx, {"url": "https://hooks.example.com/in", "template": ""}))
+    asyncio.run(
+        sender.send(sender.render(ctx, {"url": "https://hooks.example.com/in", "template": ""}))
+    )
     request = capture.requests[0]
     assert "webhook-signature" not in request.headers
     assert json.loads(request.content) == ctx.data
@@ -105,7 +116,7 @@ def test_webhook_without_secret_is_not_signed_and_body_is_the_event_data() -> No
 def test_webhook_template_body() -> None:
     sender, capture = sender_with_capture("webhook")
     config = {"url": "https://h.example.com/", "template": '{"repo": "${repository}"}'}
-    sender.send(sender.render(context(), config))
+    asyncio.run(sender.send(sender.render(context(), config)))
     assert json.loads(capture.requests[0].content) == {"repo": "acme/web"}
 
 
@@ -122,7 +133,9 @@ def test_webhook_render_is_pure_and_stable() -> None:
 
 def test_slack_payload_shape() -> None:
     sender, capture = sender_with_capture("slack")
-    sender.send(sender.render(context("build_failure"), {"url": "https://hooks.slack.com/s/x"}))
+    asyncio.run(
+        sender.send(sender.render(context("build_failure"), {"url": "https://hooks.slack.com/s/x"}))
+    )
     payload = json.loads(capture.requests[0].content)
     assert set(payload) == {"text", "username", "attachments"}
     assert payload["text"] == "Build failure for repository acme/web [fake-bu]"
@@ -193,9 +206,9 @@ class RecordingSMTP:
 def test_email_is_multipart_alternative_with_escaped_html() -> None:
     session = RecordingSMTP()
     settings = SETTINGS.model_copy(update={"mail_from": "Registry <registry@example.com>"})
-    sender = build_registry(settings, httpx.Client(), lambda: session)["email"]  # type: ignore[arg-type, return-value]
+    sender = build_registry(settings, NO_HTTP, lambda: session)["email"]  # type: ignore[arg-type, return-value]
     ctx = context("repo_push", updated_tags=[HOSTILE])
-    sender.send(sender.render(ctx, {"email": "ops@example.com"}))
+    asyncio.run(sender.send(sender.render(ctx, {"email": "ops@example.com"})))
     (raw,) = session.messages
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["Subject"] == "Repository acme/web updated"
@@ -214,7 +227,7 @@ def test_email_is_multipart_alternative_with_escaped_html() -> None:
 
 
 def test_email_header_injection_is_impossible() -> None:
-    sender = build_registry(SETTINGS, httpx.Client(), lambda: RecordingSMTP())["email"]  # type: ignore[arg-type, return-value]
+    sender = build_registry(SETTINGS, NO_HTTP, lambda: RecordingSMTP())["email"]  # type: ignore[arg-type, return-value]
     with pytest.raises(PermanentDeliveryError):
         sender.render(context(), {"email": "a@example.com\r\nBcc: everyone@example.com"})
     message = sender.render(
@@ -232,12 +245,12 @@ def test_default_smtp_factory_connects_lazily() -> None:
         calls.append(1)
         raise ConnectionRefusedError(111, "refused")
 
-    registry = build_registry(SETTINGS, httpx.Client(), factory)
+    registry = build_registry(SETTINGS, NO_HTTP, factory)
     assert calls == []
     message = registry["email"].render(context(), {"email": "a@example.com"})
     assert calls == []
     with pytest.raises(TransientDeliveryError, match="ConnectionRefusedError"):
-        registry["email"].send(message)
+        asyncio.run(registry["email"].send(message))
     assert calls == [1]
 
 
@@ -250,7 +263,7 @@ def test_operator_templates_run_in_a_sandbox(tmp_path: Path) -> None:
         "{{ ''.__class__.__mro__[1].__subclasses__() }}"
     )
     settings = SETTINGS.model_copy(update={"templates_dir": tmp_path})
-    sender = build_registry(settings, httpx.Client())["slack"]
+    sender = build_registry(settings, NO_HTTP)["slack"]
     with pytest.raises(PermanentDeliveryError, match=r"SecurityError|unsafe"):
         sender.render(context(), {"url": "https://hooks.slack.com/s/x"})
 
@@ -259,7 +272,7 @@ def test_default_template_is_used_for_an_event_without_one(tmp_path: Path) -> No
     (tmp_path / "slack").mkdir()
     (tmp_path / "slack" / "_default.txt").write_text("{{ summary }} ({{ event }})")
     settings = SETTINGS.model_copy(update={"templates_dir": tmp_path})
-    sender = build_registry(settings, httpx.Client())["slack"]
+    sender = build_registry(settings, NO_HTTP)["slack"]
     message = sender.render(context(), {"url": "https://hooks.slack.com/s/x"})
     assert message.payload["attachments"][0]["text"] == "Repository acme/web updated (repo_push)"
 
