@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     # worker and scheduler
     worker_batch_size: int = Field(default=200, ge=1)
     worker_send_concurrency: int = Field(default=128, ge=1)
-    worker_per_host_concurrency: int = Field(default=32, ge=1)
+    worker_per_host_concurrency: int = Field(default=64, ge=1)
     lease_seconds: float = Field(default=120.0, gt=0)
     sweep_interval: float = Field(default=1.0, gt=0)
     delivery_retention: str = "14d"
