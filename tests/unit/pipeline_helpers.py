@@ -122,6 +122,7 @@ def add_notification(
     config: dict[str, Any] | None = None,
     event_config: dict[str, Any] | None = None,
     disabled: bool = False,
+    title: str | None = None,
 ) -> int:
     from dispatcher.models import utcnow
 
@@ -134,6 +135,7 @@ def add_notification(
             event_config=event_config or {},
             number_of_failures=3 if disabled else 0,
             disabled_at=utcnow() if disabled else None,
+            title=title,
         )
         session.add(notification)
         session.flush()

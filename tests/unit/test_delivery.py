@@ -22,6 +22,7 @@ from dispatcher.runtime import Runtime
 from dispatcher.scheduler import sweep
 from dispatcher.service import queue_test
 from dispatcher.worker.pool import SenderPool
+from tests.conftest import empty_tables
 from tests.unit.pipeline_helpers import (
     FakeSender,
     add_notification,
@@ -38,10 +39,14 @@ def db_url(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
-def runtime(db_url: str) -> Iterator[Runtime]:
-    rt = make_runtime(db_url)
-    yield rt
-    rt.close()
+def runtime(database_url: str) -> Iterator[Runtime]:
+    """A runtime on each backend: claims and outcomes have PostgreSQL statements of their own."""
+    rt = make_runtime(database_url)
+    try:
+        yield rt
+    finally:
+        empty_tables(rt)
+        rt.close()
 
 
 @pytest.fixture
@@ -415,6 +420,65 @@ def test_claim_due_takes_oldest_due_first_and_never_twice(runtime: Runtime) -> N
     assert claim_due(runtime.sessions, runtime.settings, 3) == []
     later = utcnow() + timedelta(seconds=runtime.settings.lease_seconds + 1)
     assert len(claim_due(runtime.sessions, runtime.settings, 10, now=later)) == 5
+
+
+def test_claim_due_leaves_what_is_not_due_and_orders_by_due_time(runtime: Runtime) -> None:
+    notify(runtime)
+    (late,) = emit(runtime)
+    (early,) = emit(runtime)
+    (future,) = emit(runtime)
+    now = utcnow()
+    with runtime.sessions.begin() as session:
+        session.get_one(Delivery, late).next_attempt_at = now - timedelta(seconds=1)
+        session.get_one(Delivery, early).next_attempt_at = now - timedelta(seconds=5)
+        session.get_one(Delivery, future).next_attempt_at = now + timedelta(seconds=60)
+    first = claim_due(runtime.sessions, runtime.settings, 1, now=now)
+    assert [job.delivery_id for job in first] == [early]
+    rest = claim_due(runtime.sessions, runtime.settings, 10, now=now)
+    assert [job.delivery_id for job in rest] == [late]
+    assert claim_due(runtime.sessions, runtime.settings, 10, now=now) == []
+    expired = now + timedelta(seconds=runtime.settings.lease_seconds + 1)
+    again = claim_due(runtime.sessions, runtime.settings, 1, now=expired)
+    assert [job.delivery_id for job in again] == [early]  # lease expired: oldest due first
+
+
+def test_claim_due_carries_everything_a_send_needs(runtime: Runtime) -> None:
+    nid = notify(runtime, title="Ops hook")
+    performer = {"entity_name": "alice", "kind": "user"}
+    result = producer.emit(
+        runtime.sessions,
+        runtime.settings,
+        runtime.doorbell,
+        "acme/web",
+        "repo_push",
+        {"updated_tags": ["v1"]},
+        performer,
+    )
+    (job,) = claim_due(runtime.sessions, runtime.settings, 10)
+    assert job.delivery_id == result.delivery_ids[0]
+    assert (job.kind, job.attempt_number, job.notification_id) == ("event", 1, nid)
+    assert (job.method, job.title, job.event_name) == ("webhook", "Ops hook", "repo_push")
+    assert (job.namespace, job.repository) == ("acme", "web")
+    assert job.config["url"] == "http://hook.example/a"
+    assert job.data["updated_tags"] == ["v1"] and job.data["repository"] == "acme/web"
+    assert job.performer == performer
+    assert job.lease_until > utcnow()
+
+
+def test_claim_due_skips_event_deliveries_of_disabled_notifications(
+    runtime: Runtime,
+) -> None:
+    nid = notify(runtime)
+    (did,) = emit(runtime)
+    with runtime.sessions() as session:
+        test_delivery = queue_test(
+            session, session.get_one(Notification, nid), runtime.settings, runtime.doorbell
+        )
+    with runtime.sessions.begin() as session:
+        session.get_one(Notification, nid).disabled_at = utcnow()
+    jobs = claim_due(runtime.sessions, runtime.settings, 10)
+    assert [job.delivery_id for job in jobs] == [test_delivery.id]  # tests still go out
+    assert delivery(runtime, did).status == "skipped"
 
 
 def test_drain_sends_everything_due_then_clears_the_flag(db_url: str, sender: FakeSender) -> None:
