@@ -43,6 +43,13 @@ def new_uuid() -> str:
     return str(uuid.uuid4())
 
 
+def stored_utc(value: datetime) -> datetime:
+    """How a time is stored: naive UTC. Raises ValueError for a naive ``value``."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given; use dispatcher.models.utcnow()")
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores naive UTC, returns aware UTC, on every backend (SQLite keeps no zone)."""
 
@@ -50,11 +57,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given; use dispatcher.models.utcnow()")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return None if value is None else stored_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)

@@ -33,7 +33,15 @@ from dispatcher.config import Settings, get_settings
 from dispatcher.doorbell import Doorbell
 from dispatcher.errors import InvalidRequestError
 from dispatcher.events import EventType, event_data, expiry_days, get_event
-from dispatcher.models import Delivery, Event, ExpiryAnnouncement, Notification, Repository, utcnow
+from dispatcher.models import (
+    Delivery,
+    Event,
+    ExpiryAnnouncement,
+    Notification,
+    Repository,
+    stored_utc,
+    utcnow,
+)
 from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.service import ensure_repository, parse_repository_name
 
@@ -168,7 +176,7 @@ def create_deliveries(
     per_row = list(event_ids) if event_ids is not None else [event_id] * len(ids)
     if session.get_bind().dialect.name == "postgresql":
         # Two arrays in one statement: psycopg would otherwise send a statement per row.
-        stored_now = now.astimezone(UTC).replace(tzinfo=None)
+        stored_now = stored_utc(now)
         session.execute(
             _UNNEST_INSERT,
             {

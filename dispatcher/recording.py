@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, text, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher import metrics
 from dispatcher.config import Settings
 from dispatcher.delivery import Outcome, retry_delay, skipped, trim
 from dispatcher.logs import describe_target, log_attempt
-from dispatcher.models import Attempt, Delivery, Notification, UTCDateTime, utcnow
+from dispatcher.models import Attempt, Delivery, Notification, UTCDateTime, stored_utc, utcnow
 
 DELIVERY_TABLE = cast(Table, Delivery.__table__)
 NOTIFICATION_TABLE = cast(Table, Notification.__table__)
@@ -111,11 +111,52 @@ def _plan(outcome: Outcome, settings: Settings, now: datetime, rng: random.Rando
     return _Row(outcome, "failed", now, count, now, outcome.error, None)
 
 
-def _update_deliveries(session: Session, rows: list[_Row]) -> list[_Row]:
-    """Apply each row where the claim token still matches; return the rows that applied.
+# One statement for the whole batch on PostgreSQL; RETURNING says which rows still matched.
+_UPDATE_DELIVERIES_POSTGRESQL = text(
+    "UPDATE deliveries AS d SET status = v.status, attempt_count = v.attempt_count,"
+    " next_attempt_at = v.next_attempt_at, finished_at = v.finished_at,"
+    " last_error = v.last_error, lease_until = NULL, claim_token = NULL"
+    " FROM unnest(CAST(:ids AS varchar[]), CAST(:claims AS varchar[]),"
+    " CAST(:statuses AS varchar[]), CAST(:counts AS integer[]),"
+    " CAST(:next AS timestamp[]), CAST(:finished AS timestamp[]), CAST(:errors AS text[]))"
+    " AS v(id, claim_token, status, attempt_count, next_attempt_at, finished_at, last_error)"
+    " WHERE d.id = v.id AND d.claim_token = v.claim_token"
+    " RETURNING d.id"
+)
 
-    The matching rows are stamped with a token of this write, read back by primary key, and
-    then cleared: an executemany UPDATE does not say which of its rows matched."""
+
+def _update_deliveries(session: Session, rows: list[_Row]) -> list[_Row]:
+    """Apply each row where the claim token still matches; return the rows that applied."""
+    if session.get_bind().dialect.name == "postgresql":
+        matched = set(
+            session.scalars(
+                _UPDATE_DELIVERIES_POSTGRESQL,
+                {
+                    "ids": [row.outcome.job.delivery_id for row in rows],
+                    "claims": [row.outcome.job.claim_token for row in rows],
+                    "statuses": [row.status for row in rows],
+                    "counts": [row.attempt_count for row in rows],
+                    "next": [stored_utc(row.next_attempt_at) for row in rows],
+                    "finished": [row.finished_at and stored_utc(row.finished_at) for row in rows],
+                    "errors": [row.last_error for row in rows],
+                },
+            )
+        )
+    else:
+        matched = _update_deliveries_each(session, rows)
+    applied: list[_Row] = []
+    for row in rows:
+        # a delivery appears once per batch; guard anyway so a duplicate cannot double-count
+        if row.outcome.job.delivery_id in matched:
+            matched.discard(row.outcome.job.delivery_id)
+            applied.append(row)
+    return applied
+
+
+def _update_deliveries_each(session: Session, rows: list[_Row]) -> set[str]:
+    """The portable way: one UPDATE per row (executemany). The matching rows are stamped with
+    a token of this write, read back by primary key, and then cleared, because an executemany
+    UPDATE does not say which of its rows matched. Returns the ids that matched."""
     table = DELIVERY_TABLE
     stamp = str(uuid.uuid4())
     session.execute(
@@ -151,13 +192,7 @@ def _update_deliveries(session: Session, rows: list[_Row]) -> list[_Row]:
         session.execute(
             update(table).where(table.c.id.in_(sorted(matched))).values(claim_token=None)
         )
-    applied: list[_Row] = []
-    for row in rows:
-        # a delivery appears once per batch; guard anyway so a duplicate cannot double-count
-        if row.outcome.job.delivery_id in matched:
-            matched.discard(row.outcome.job.delivery_id)
-            applied.append(row)
-    return applied
+    return matched
 
 
 def _attempt_row(row: _Row, settings: Settings) -> dict[str, Any]:
@@ -187,39 +222,17 @@ def _move_counters(
         streaks[notification_id] = (True, 0) if row.charge is False else (succeeded, failures + 1)
     if not streaks:
         return []
-    table = NOTIFICATION_TABLE
-    set_enabled = [{"b_id": nid, "b_n": n} for nid, (ok, n) in streaks.items() if ok]
-    add_any = [{"b_id": nid, "b_n": n} for nid, (ok, n) in streaks.items() if not ok]
-    add_disabled = [{"b_id": nid, "b_n": n} for nid, (ok, n) in streaks.items() if ok and n]
-    if set_enabled:
-        # A success clears the streak but must not re-enable: only a reset does that.
-        session.execute(
-            update(table)
-            .where(
-                table.c.id == bindparam("b_id"),
-                table.c.disabled_at.is_(None),
-                table.c.number_of_failures != bindparam("b_n"),
-            )
-            .values(number_of_failures=bindparam("b_n")),
-            set_enabled,
-        )
-    if add_any:
-        session.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(number_of_failures=table.c.number_of_failures + bindparam("b_n")),
-            add_any,
-        )
-    if add_disabled:
-        session.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"), table.c.disabled_at.is_not(None))
-            .values(number_of_failures=table.c.number_of_failures + bindparam("b_n")),
-            add_disabled,
-        )
+    set_enabled = {nid: n for nid, (ok, n) in streaks.items() if ok}
+    add_any = {nid: n for nid, (ok, n) in streaks.items() if not ok}
+    add_disabled = {nid: n for nid, (ok, n) in streaks.items() if ok and n}
+    # A success clears the streak but must not re-enable: only a reset does that.
+    _apply_counts(session, _SET_FAILURES_OF_ENABLED, set_enabled)
+    _apply_counts(session, _ADD_FAILURES, add_any)
+    _apply_counts(session, _ADD_FAILURES_OF_DISABLED, add_disabled)
     charged = sorted(nid for nid, (_ok, n) in streaks.items() if n)
     if not charged:
         return []
+    table = NOTIFICATION_TABLE
     return list(
         session.scalars(
             update(table)
@@ -232,6 +245,59 @@ def _move_counters(
             .returning(table.c.id)
         )
     )
+
+
+@dataclass(frozen=True)
+class _CountUpdate:
+    """One way of moving ``number_of_failures`` by (notification id, n) pairs: a portable
+    statement run once per pair, and the PostgreSQL statement for all pairs at once."""
+
+    each: Any
+    postgresql: Any
+
+
+def _count_update(value: Any, condition: Any, sql_value: str, sql_condition: str) -> _CountUpdate:
+    table = NOTIFICATION_TABLE
+    return _CountUpdate(
+        each=update(table)
+        .where(table.c.id == bindparam("b_id"), condition)
+        .values(number_of_failures=value),
+        postgresql=text(
+            f"UPDATE notifications AS n SET number_of_failures = {sql_value}"
+            " FROM unnest(CAST(:ids AS integer[]), CAST(:counts AS integer[])) AS v(id, n)"
+            f" WHERE n.id = v.id AND {sql_condition}"
+        ),
+    )
+
+
+_SET_FAILURES_OF_ENABLED = _count_update(
+    bindparam("b_n"),
+    (NOTIFICATION_TABLE.c.disabled_at.is_(None))
+    & (NOTIFICATION_TABLE.c.number_of_failures != bindparam("b_n")),
+    "v.n",
+    "n.disabled_at IS NULL AND n.number_of_failures <> v.n",
+)
+_ADD_FAILURES = _count_update(
+    NOTIFICATION_TABLE.c.number_of_failures + bindparam("b_n"),
+    true(),
+    "n.number_of_failures + v.n",
+    "true",
+)
+_ADD_FAILURES_OF_DISABLED = _count_update(
+    NOTIFICATION_TABLE.c.number_of_failures + bindparam("b_n"),
+    NOTIFICATION_TABLE.c.disabled_at.is_not(None),
+    "n.number_of_failures + v.n",
+    "n.disabled_at IS NOT NULL",
+)
+
+
+def _apply_counts(session: Session, how: _CountUpdate, counts: dict[int, int]) -> None:
+    if not counts:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(how.postgresql, {"ids": list(counts), "counts": list(counts.values())})
+    else:
+        session.execute(how.each, [{"b_id": nid, "b_n": n} for nid, n in counts.items()])
 
 
 def _skip_pending(session: Session, notification_ids: list[int], now: datetime) -> int:
