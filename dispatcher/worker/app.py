@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_shutdown, worker_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_shutdown
 
 from dispatcher.config import Settings
 from dispatcher.worker.context import WorkerContext, build_context
@@ -39,6 +39,9 @@ class _ContextHolder:
             if self._context is None:
                 self._context = self._factory()
             return self._context
+
+    def build(self, **_signal: Any) -> None:
+        self.get()
 
     def close(self, **_signal: Any) -> None:
         with self._lock:
@@ -73,6 +76,9 @@ def create_celery(settings: Settings, context_factory: ContextFactory | None = N
     def drain() -> int:
         return holder.get().drain(doorbell.flag, ask_for_help=doorbell.send)
 
+    # Build it as soon as the pool has a process to build it in (the solo pool's own, each
+    # prefork child after its fork), not on the first task, which would wait for it.
+    worker_process_init.connect(holder.build, weak=False)
     worker_shutdown.connect(holder.close, weak=False)
     worker_process_shutdown.connect(holder.close, weak=False)
     app.dispatcher_context = holder
