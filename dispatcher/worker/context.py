@@ -38,23 +38,25 @@ class WorkerContext:
         """Claim due deliveries in batches of ``settings.worker_batch_size`` and hand them to
         the sender pool until none is left; return how many were claimed.
 
-        Returns once they are queued, not sent: a worker that dies with them queued loses only
-        its leases, and the sweep rings them again. Blocks while the pool is full
-        (backpressure). ``flag`` is cleared before the last, empty claim, so work committed by a
-        producer that found the flag still set is never left behind (see
-        :mod:`~dispatcher.worker.doorbells`). After a full batch ``ask_for_help`` rings other
-        workers, so a backlog is drained by all of them."""
+        The first batch that comes back short clears ``flag``, and the drain ends with the
+        next short batch: a delivery committed while the flag was set (its producer rang
+        nobody) is due before that claim and is found by it, and one committed after the
+        clear rings again (see :mod:`~dispatcher.worker.doorbells`). Keeping the flag set
+        until then lets a burst of producers share one ring. Returns once the deliveries are
+        queued, not sent: a worker that dies with them queued loses only its leases, and the
+        sweep rings them again. Blocks while the pool is full (backpressure). After a full
+        batch ``ask_for_help`` rings other workers, so a backlog is drained by all of them."""
         settings = self.runtime.settings
         total = 0
         cleared = False
         while True:
             jobs = claim_due(self.runtime.sessions, settings, settings.worker_batch_size)
             if jobs:
-                if len(jobs) == settings.worker_batch_size and ask_for_help is not None:
-                    ask_for_help()
                 self.pool.submit(jobs)
                 total += len(jobs)
-                cleared = False
+            if len(jobs) == settings.worker_batch_size:
+                if ask_for_help is not None:
+                    ask_for_help()
             elif cleared:
                 return total
             else:

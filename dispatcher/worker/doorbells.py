@@ -4,8 +4,8 @@ A ring says "there is due work"; it carries no ids. The worker that answers *dra
 claims due deliveries in batches until none is left (see
 :meth:`~dispatcher.worker.context.WorkerContext.drain`). So ringing again while a ring is
 already out is pointless, and a :class:`RingFlag` makes it free: a producer sends a message
-only when it sets the flag, and the draining worker clears the flag before its last, empty
-claim. A delivery committed before a producer found the flag set is therefore always seen by
+only when it sets the flag, and the draining worker clears the flag before its last claim.
+A delivery committed while the flag was set (its producer rang nobody) is therefore seen by
 that last claim, and one committed after the flag was cleared rings again.
 
 The flag expires after ``settings.ring_lease_seconds``, so a lost message delays work by at

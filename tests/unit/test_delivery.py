@@ -507,7 +507,7 @@ def test_drain_sends_everything_due_then_clears_the_flag(db_url: str, sender: Fa
 def test_drain_sees_work_committed_while_the_flag_was_still_set(
     db_url: str, sender: FakeSender
 ) -> None:
-    """A producer that found the flag set rang nobody: the drain's last claim must find it."""
+    """A producer that found the flag set rang nobody: the drain must still claim its work."""
     from dispatcher.worker.context import WorkerContext
     from dispatcher.worker.doorbells import LocalRingFlag
 
