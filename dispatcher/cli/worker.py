@@ -48,6 +48,7 @@ def _worker(args: argparse.Namespace) -> int:
     # Before Celery forks any child, so prefork children share the metrics directory.
     start_metrics_server(settings)
     app = create_celery(settings)
+    app.dispatcher_context.attach()
     argv = ["worker", f"--pool={args.pool}", f"--queues={settings.worker_queue}"]
     argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     argv.append(f"--loglevel={settings.log_level}")

@@ -40,7 +40,21 @@ class _ContextHolder:
                 self._context = self._factory()
             return self._context
 
-    def build(self, **_signal: Any) -> None:
+    def attach(self) -> None:
+        """Follow this process's worker: build the context as soon as the pool has a process
+        to build it in (the solo pool's own, each prefork child after its fork) rather than
+        on the first task, which would wait for it; close it when the worker stops. Called
+        by ``dispatcher worker`` only: a producer's app must not react to these signals."""
+        worker_process_init.connect(self._build, weak=False)
+        worker_shutdown.connect(self.close, weak=False)
+        worker_process_shutdown.connect(self.close, weak=False)
+
+    def detach(self) -> None:
+        worker_process_init.disconnect(self._build)
+        worker_shutdown.disconnect(self.close)
+        worker_process_shutdown.disconnect(self.close)
+
+    def _build(self, **_signal: Any) -> None:
         self.get()
 
     def close(self, **_signal: Any) -> None:
@@ -76,11 +90,6 @@ def create_celery(settings: Settings, context_factory: ContextFactory | None = N
     def drain() -> int:
         return holder.get().drain(doorbell.flag, ask_for_help=doorbell.send)
 
-    # Build it as soon as the pool has a process to build it in (the solo pool's own, each
-    # prefork child after its fork), not on the first task, which would wait for it.
-    worker_process_init.connect(holder.build, weak=False)
-    worker_shutdown.connect(holder.close, weak=False)
-    worker_process_shutdown.connect(holder.close, weak=False)
     app.dispatcher_context = holder
     app.dispatcher_doorbell = doorbell
     return app
