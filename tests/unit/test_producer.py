@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -22,15 +21,18 @@ from tests.unit.pipeline_helpers import (
     add_notification,
     add_repository,
     make_runtime,
-    migrated_sqlite,
 )
 
 
 @pytest.fixture
-def runtime(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    rt = make_runtime(migrated_sqlite(tmp_path, tmp_path_factory.getbasetemp()))
-    yield rt
-    rt.close()
+def runtime(database_url: str) -> Iterator[Runtime]:
+    """A runtime on each backend: fan-out has a PostgreSQL statement of its own."""
+    rt = make_runtime(database_url)
+    try:
+        yield rt
+    finally:
+        empty_tables(rt)
+        rt.close()
 
 
 def emit(runtime: Runtime, event: str, data: dict[str, object], repo: str = "acme/web"):  # type: ignore[no-untyped-def]
