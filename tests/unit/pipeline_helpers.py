@@ -7,6 +7,7 @@ import asyncio
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,7 +19,7 @@ from dispatcher.errors import PermanentDeliveryError, TransientDeliveryError
 from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.senders.base import Receipt, RenderContext, Sender
-from tests.conftest import settings_for
+from tests.conftest import empty_tables, settings_for
 
 _TEMPLATE: dict[str, Path] = {}
 _TEMPLATE_LOCK = threading.Lock()
@@ -34,6 +35,17 @@ def migrated_sqlite(tmp_path: Path, template_dir: Path) -> str:
     target = tmp_path / "dispatcher.db"
     shutil.copy(_TEMPLATE["db"], target)
     return f"sqlite:///{target}"
+
+
+def runtime_emptied_after(database_url: str) -> Iterator[Runtime]:
+    """For a fixture: a runtime on ``database_url`` (a backend's shared database), with every
+    table emptied and the runtime closed afterwards."""
+    runtime = make_runtime(database_url)
+    try:
+        yield runtime
+    finally:
+        empty_tables(runtime)
+        runtime.close()
 
 
 def make_runtime(database_url: str, **overrides: Any) -> Runtime:

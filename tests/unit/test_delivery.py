@@ -22,7 +22,6 @@ from dispatcher.runtime import Runtime
 from dispatcher.scheduler import sweep
 from dispatcher.service import queue_test
 from dispatcher.worker.pool import SenderPool
-from tests.conftest import empty_tables
 from tests.unit.pipeline_helpers import (
     FakeSender,
     add_notification,
@@ -30,6 +29,7 @@ from tests.unit.pipeline_helpers import (
     attempt_now,
     make_runtime,
     migrated_sqlite,
+    runtime_emptied_after,
 )
 
 
@@ -41,12 +41,7 @@ def db_url(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture
 def runtime(database_url: str) -> Iterator[Runtime]:
     """A runtime on each backend: claims and outcomes have PostgreSQL statements of their own."""
-    rt = make_runtime(database_url)
-    try:
-        yield rt
-    finally:
-        empty_tables(rt)
-        rt.close()
+    yield from runtime_emptied_after(database_url)
 
 
 @pytest.fixture

@@ -16,23 +16,17 @@ from dispatcher.errors import InvalidRequestError, UnknownEventError
 from dispatcher.models import Delivery, Event, ExpiryAnnouncement, Notification, utcnow
 from dispatcher.runtime import Runtime
 from dispatcher.service import queue_test
-from tests.conftest import empty_tables
 from tests.unit.pipeline_helpers import (
     add_notification,
     add_repository,
-    make_runtime,
+    runtime_emptied_after,
 )
 
 
 @pytest.fixture
 def runtime(database_url: str) -> Iterator[Runtime]:
     """A runtime on each backend: fan-out has a PostgreSQL statement of its own."""
-    rt = make_runtime(database_url)
-    try:
-        yield rt
-    finally:
-        empty_tables(rt)
-        rt.close()
+    yield from runtime_emptied_after(database_url)
 
 
 def emit(runtime: Runtime, event: str, data: dict[str, object], repo: str = "acme/web"):  # type: ignore[no-untyped-def]
@@ -230,22 +224,12 @@ def test_image_expiry_rejects_bad_times(runtime: Runtime) -> None:
         emit(runtime, "repo_image_expiry", {"tags": [{"name": "x", "expires_at": "soon"}]})
 
 
-@pytest.fixture
-def backend_runtime(database_url: str) -> Iterator[Runtime]:
-    """A runtime on this backend's shared database, emptied afterwards."""
-    rt = make_runtime(database_url)
-    yield rt
-    empty_tables(rt)
-    rt.close()
-
-
 def expiring(*names: str) -> list[dict[str, object]]:
     at = (utcnow() + timedelta(hours=12)).isoformat()
     return [{"name": name, "expires_at": at} for name in names]
 
 
-def test_image_expiry_announces_each_tag_once_across_emits(backend_runtime: Runtime) -> None:
-    runtime = backend_runtime
+def test_image_expiry_announces_each_tag_once_across_emits(runtime: Runtime) -> None:
     repo = add_repository(runtime)
     add_notification(runtime, repo, event="repo_image_expiry", event_config={"days": 7})
     tags = expiring("v1", "v2")
@@ -259,8 +243,7 @@ def test_image_expiry_announces_each_tag_once_across_emits(backend_runtime: Runt
     assert emit(runtime, "repo_image_expiry", {"tags": tags}).deliveries == 0
 
 
-def test_concurrent_image_expiry_emits_announce_once(backend_runtime: Runtime) -> None:
-    runtime = backend_runtime
+def test_concurrent_image_expiry_emits_announce_once(runtime: Runtime) -> None:
     repo = add_repository(runtime)
     for days in (1, 7):
         add_notification(runtime, repo, event="repo_image_expiry", event_config={"days": days})
