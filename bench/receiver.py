@@ -50,6 +50,8 @@ async def main() -> None:
                 writer.write(RESPONSE)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            return  # shutting down with a keep-alive connection open: nothing to report
         finally:
             writer.close()
 
