@@ -129,12 +129,12 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def retry_delays(self) -> list[float]:
+    def retry_delays(self) -> tuple[float, ...]:
         """Seconds to wait before each retry; its length is the number of retries."""
         return _parse_schedule(self.retry_schedule)
 
     @property
-    def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """The CIDR ranges that webhook and Slack targets may use despite being non-public."""
         return _parse_networks(self.allowed_networks)
 
@@ -148,7 +148,9 @@ class Settings(BaseSettings):
         return not self.broker_url
 
 
-def _parse_schedule(value: str) -> list[float]:
+# Both parsers are pure and read on every delivery attempt: parse each text once.
+@lru_cache(maxsize=16)
+def _parse_schedule(value: str) -> tuple[float, ...]:
     parts = [part.strip() for part in value.split(",") if part.strip()]
     try:
         delays = [float(part) for part in parts]
@@ -158,10 +160,11 @@ def _parse_schedule(value: str) -> list[float]:
         ) from None
     if any(delay < 0 for delay in delays):
         raise ValueError("retry_schedule values must not be negative")
-    return delays
+    return tuple(delays)
 
 
-def _parse_networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+@lru_cache(maxsize=16)
+def _parse_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     networks = []
     for part in value.split(","):
         if part.strip():
@@ -169,7 +172,7 @@ def _parse_networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Ne
                 networks.append(ipaddress.ip_network(part.strip(), strict=False))
             except ValueError:
                 raise ValueError(f"allowed_networks: {part.strip()!r} is not a CIDR") from None
-    return networks
+    return tuple(networks)
 
 
 @lru_cache(maxsize=1)
