@@ -372,6 +372,15 @@ def emit_timing(db: str, broker: str) -> dict[str, float]:
             repo = f"bench/emit{size}"
             add_notifications(runtime, repo, ["http://127.0.0.1:9/hook"] * size)
             times = []
+            # A producer emits over and over; its first emits also pay for cold caches
+            # (statements not yet prepared, fresh indexes), shown apart.
+            for _ in range(2):
+                started = time.perf_counter()
+                producer.emit(
+                    runtime.sessions, runtime.settings, runtime.doorbell, repo, "repo_push", BODY
+                )
+                times.append((time.perf_counter() - started) * 1000)
+            cold, times = times, []
             for _ in range(5):
                 started = time.perf_counter()
                 result = producer.emit(
@@ -383,7 +392,8 @@ def emit_timing(db: str, broker: str) -> dict[str, float]:
             out[str(size)] = median
             print(
                 f"[emit] {db}: emit() to {size:,} notifications: median {median:.0f} ms "
-                f"(min {min(times):.0f}, max {max(times):.0f}) incl. commit and ring"
+                f"(min {min(times):.0f}, max {max(times):.0f}) incl. commit and ring, after two "
+                f"that took {cold[0]:.0f} and {cold[1]:.0f} ms"
             )
         runtime.close()
     flush_broker(broker)

@@ -268,5 +268,7 @@ class SenderPool:
                 log.warning("sender pool: sends still in flight after %s s", timeout)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._sender.join(timeout)
+        if not self._sender.is_alive() and not self._loop.is_closed():
+            self._loop.close()  # and with it the e-mail threads
         self._outcomes.put(None)
         self._recorder.join(timeout)
