@@ -23,9 +23,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, Text, insert, select, text
+from sqlalchemy import Table, Text, and_, bindparam, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,6 +40,7 @@ from dispatcher.models import (
     ExpiryAnnouncement,
     Notification,
     Repository,
+    UTCDateTime,
     stored_utc,
     utcnow,
 )
@@ -48,6 +49,7 @@ from dispatcher.service import ensure_repository, parse_repository_name
 
 EXPIRY_EVENT = "repo_image_expiry"
 DELIVERY_TABLE = cast(Table, Delivery.__table__)
+EVENT_TABLE = cast(Table, Event.__table__)
 _UNNEST_INSERT = text(
     "INSERT INTO deliveries (id, notification_id, event_id, kind, status, attempt_count,"
     " next_attempt_at, created_at)"
@@ -88,8 +90,7 @@ def emit(
     if not isinstance(data, Mapping):
         raise InvalidRequestError("Event data must be a JSON object")
     with sessions() as session:
-        repo = ensure_repository(session, namespace, name)
-        result = fan_out(session, settings, repo, event_type, data, performer)
+        result = fan_out(session, settings, namespace, name, event_type, data, performer)
         session.commit()
     if result.delivery_ids:
         doorbell.ring(result.delivery_ids)
@@ -123,31 +124,56 @@ def emit_with_process_runtime(
     )
 
 
+class RepositoryKey(NamedTuple):
+    id: int
+    namespace: str
+    name: str
+
+
+# The repository and its enabled notifications of one event, in one round trip: no row means
+# no such repository, one row with NULL notification columns a repository without any.
+# event_config comes as text: most are "{}", and parsing 10,000 of them would cost more than
+# the rest of the query.
+_SUBSCRIBERS = (
+    select(Repository.id, Notification.id, Notification.uuid, Notification.event_config.cast(Text))
+    .select_from(Repository)
+    .outerjoin(
+        Notification,
+        and_(
+            Notification.repository_id == Repository.id,
+            Notification.event == bindparam("event"),
+            Notification.disabled_at.is_(None),
+        ),
+    )
+    .where(Repository.namespace == bindparam("namespace"), Repository.name == bindparam("name"))
+)
+
+
 def fan_out(
     session: Session,
     settings: Settings,
-    repository: Repository,
+    namespace: str,
+    name: str,
     event_type: EventType,
     data: Mapping[str, Any],
     performer: Mapping[str, Any] | None = None,
     *,
     now: datetime | None = None,
 ) -> EmitResult:
-    """Store the event and its deliveries in ``session`` without committing."""
+    """Store the event and its deliveries in ``session`` without committing; register the
+    repository ``namespace/name`` if it is new."""
     now = now or utcnow()
-    envelope = _envelope(settings, repository, event_type, data)
-    event_id = _insert_event(session, repository, event_type.name, envelope, performer, now)
-    # event_config as text: most are "{}", and parsing 10,000 of them would cost more than
-    # the rest of the query
-    selected = session.execute(
-        select(Notification.id, Notification.uuid, Notification.event_config.cast(Text)).where(
-            Notification.repository_id == repository.id,
-            Notification.event == event_type.name,
-            Notification.disabled_at.is_(None),
-        )
+    found = session.execute(
+        _SUBSCRIBERS, {"namespace": namespace, "name": name, "event": event_type.name}
     ).all()
-    rows = [(nid, uuid_, _event_config(raw)) for nid, uuid_, raw in selected]
+    if found:
+        repository = RepositoryKey(found[0][0], namespace, name)
+    else:
+        repository = RepositoryKey(ensure_repository(session, namespace, name).id, namespace, name)
+    rows = [(nid, uuid_, _event_config(raw)) for _, nid, uuid_, raw in found if nid is not None]
+    envelope = _envelope(settings, repository, event_type, data)
     if event_type.name == EXPIRY_EVENT:
+        event_id = _insert_event(session, repository, event_type.name, envelope, performer, now)
         targets = _expiry_targets(session, settings, repository, rows, data, performer, now)
         delivery_ids = create_deliveries(
             session, [n for n, _ in targets], None, "event", now, [e for _, e in targets]
@@ -158,7 +184,57 @@ def fan_out(
         for notification_id, _uuid, config in rows
         if event_type.should_deliver(config or {}, envelope)
     ]
+    if matching and session.get_bind().dialect.name == "postgresql":
+        return _store_postgresql(
+            session, repository, event_type.name, envelope, performer, matching, now
+        )
+    event_id = _insert_event(session, repository, event_type.name, envelope, performer, now)
     return EmitResult(event_id, tuple(create_deliveries(session, matching, event_id, "event", now)))
+
+
+# The event and its deliveries in one statement (the deliveries' foreign key is checked at the
+# statement's end, when the event row exists).
+_EVENT_AND_DELIVERIES_POSTGRESQL = text(
+    "WITH stored_event AS ("
+    " INSERT INTO events (id, repository_id, name, data, performer, created_at)"
+    " VALUES (:event_id, :repository_id, :name, :data, :performer, :now))"
+    " INSERT INTO deliveries (id, notification_id, event_id, kind, status, attempt_count,"
+    " next_attempt_at, created_at)"
+    " SELECT d.id, d.notification_id, :event_id, 'event', 'pending', 0, :now, :now"
+    " FROM unnest(CAST(:ids AS varchar[]), CAST(:notification_ids AS integer[]))"
+    " AS d(id, notification_id)"
+).bindparams(
+    bindparam("data", type_=EVENT_TABLE.c.data.type),
+    bindparam("performer", type_=EVENT_TABLE.c.performer.type),
+    bindparam("now", type_=UTCDateTime()),
+)
+
+
+def _store_postgresql(
+    session: Session,
+    repository: RepositoryKey,
+    name: str,
+    data: dict[str, Any],
+    performer: Mapping[str, Any] | None,
+    notification_ids: Sequence[int],
+    now: datetime,
+) -> EmitResult:
+    event_id = str(uuid.uuid4())
+    ids = [str(uuid.uuid4()) for _ in notification_ids]
+    session.execute(
+        _EVENT_AND_DELIVERIES_POSTGRESQL,
+        {
+            "event_id": event_id,
+            "repository_id": repository.id,
+            "name": name,
+            "data": data,
+            "performer": dict(performer) if performer is not None else None,
+            "now": now,
+            "ids": ids,
+            "notification_ids": list(notification_ids),
+        },
+    )
+    return EmitResult(event_id, tuple(ids))
 
 
 def _event_config(raw: str | None) -> dict[str, Any]:
@@ -221,7 +297,7 @@ def create_deliveries(
 
 
 def _envelope(
-    settings: Settings, repository: Repository, event_type: EventType, data: Mapping[str, Any]
+    settings: Settings, repository: RepositoryKey, event_type: EventType, data: Mapping[str, Any]
 ) -> dict[str, Any]:
     return event_data(
         repository.namespace,
@@ -235,7 +311,7 @@ def _envelope(
 
 def _insert_event(
     session: Session,
-    repository: Repository,
+    repository: RepositoryKey,
     name: str,
     data: dict[str, Any],
     performer: Mapping[str, Any] | None,
@@ -264,7 +340,7 @@ def _insert_event(
 def _expiry_targets(
     session: Session,
     settings: Settings,
-    repository: Repository,
+    repository: RepositoryKey,
     rows: Sequence[Any],
     data: Mapping[str, Any],
     performer: Mapping[str, Any] | None,
