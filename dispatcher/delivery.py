@@ -118,8 +118,10 @@ def claim_due(
     draining at the same time take disjoint batches without waiting for each other), stamps
     them and reads what their jobs need."""
     now = now or utcnow()
-    with sessions() as session, session.begin():
+    with sessions() as session:
         if session.get_bind().dialect.name == "postgresql":
+            # One statement is a transaction by itself: no BEGIN and COMMIT round trips.
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             return _claim_due_postgresql(session, settings, now, limit)
     return _claim(sessions, settings, now, ids=None, limit=limit)
 
