@@ -121,9 +121,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
                 data=request.content or None,
                 allow_redirects=False,
             )
-        except AddressNotAllowedError:
-            raise
-        except Exception as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise _translate(exc, request) from exc
         return httpx.Response(
             status_code=response.status,
