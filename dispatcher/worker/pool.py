@@ -121,7 +121,12 @@ class SenderPool:
                 self._queued += 1
                 self._mark_ready(key)
             self._unrecorded += len(jobs)
-        self._loop.call_soon_threadsafe(self._pump)
+        try:
+            self._loop.call_soon_threadsafe(self._pump)
+        except RuntimeError:
+            # The pool has stopped and its loop is closed: what was queued here is never sent,
+            # and its leases run out for the sweep to ring it again.
+            log.warning("sender pool: %d deliveries submitted after stop", len(jobs))
         for job in overflow:
             self._emit(released(job, settings.target_busy_delay))
 

@@ -572,3 +572,15 @@ def make_settings() -> Any:
     from dispatcher.config import Settings
 
     return Settings()
+
+
+def test_submit_after_stop_sends_nothing_and_does_not_raise(
+    runtime: Runtime, sender: FakeSender
+) -> None:
+    notify(runtime)
+    ids = emit(runtime)
+    pool = SenderPool(runtime.sessions, runtime.settings, {"webhook": sender})
+    pool.stop(10)
+    pool.submit(claim(runtime.sessions, ids, runtime.settings))
+    assert sender.sent == []
+    assert delivery(runtime, ids[0]).claim_token is not None  # the lease runs out, then a retry
