@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.server
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -13,10 +14,11 @@ from typing import ClassVar
 
 import httpx
 import pytest
+import trustme
 
 from dispatcher.config import Settings
 from dispatcher.errors import InvalidRequestError
-from dispatcher.httptransport import make_http_transport
+from dispatcher.httptransport import GuardedTransport, make_http_transport
 from dispatcher.netguard import (
     AddressNotAllowedError,
     Resolver,
@@ -293,3 +295,50 @@ def test_client_certificate_is_loaded_only_when_both_files_are_set(tmp_path: Pat
     make_http_transport(Settings(webhook_client_key=missing))
     with pytest.raises(FileNotFoundError):
         make_http_transport(Settings(webhook_client_cert=missing, webhook_client_key=missing))
+
+
+# -- TLS -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_server() -> Iterator[tuple[int, trustme.CA]]:
+    """An HTTPS server on loopback whose certificate names hooks.example.com."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("hooks.example.com").configure_cert(context)
+    _Handler.requests = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+    )
+    thread.start()
+    try:
+        yield httpd.server_address[1], ca
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def tls_transport(ca: trustme.CA) -> GuardedTransport:
+    """The guarded transport trusting ``ca``, with every name resolving to loopback."""
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    settings = Settings(allowed_networks="127.0.0.0/8")
+    return GuardedTransport(settings, context, resolver=lambda host, port: ["127.0.0.1"])
+
+
+def test_https_verifies_the_name_it_resolved(tls_server: tuple[int, trustme.CA]) -> None:
+    port, ca = tls_server
+    (response,) = post_all(tls_transport(ca), f"https://hooks.example.com:{port}/x")
+    assert response.status_code == 200
+    assert _Handler.requests[0]["host"] == f"hooks.example.com:{port}"
+
+
+def test_https_refuses_a_certificate_for_another_name(
+    tls_server: tuple[int, trustme.CA],
+) -> None:
+    port, ca = tls_server
+    with pytest.raises(httpx.ConnectError, match="certificate"):
+        post_all(tls_transport(ca), f"https://other.example.com:{port}/x")
+    assert _Handler.requests == []
