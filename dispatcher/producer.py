@@ -184,12 +184,12 @@ def fan_out(
         for notification_id, _uuid, config in rows
         if event_type.should_deliver(config or {}, envelope)
     ]
+    event = _event_row(repository, event_type.name, envelope, performer, now)
     if matching and session.get_bind().dialect.name == "postgresql":
-        return _store_postgresql(
-            session, repository, event_type.name, envelope, performer, matching, now
-        )
-    event_id = _insert_event(session, repository, event_type.name, envelope, performer, now)
-    return EmitResult(event_id, tuple(create_deliveries(session, matching, event_id, "event", now)))
+        return _store_postgresql(session, event, matching)
+    session.execute(insert(Event), [event])
+    delivery_ids = create_deliveries(session, matching, event["id"], "event", now)
+    return EmitResult(event["id"], tuple(delivery_ids))
 
 
 # The event and its deliveries in one statement (the deliveries' foreign key is checked at the
@@ -197,44 +197,29 @@ def fan_out(
 _EVENT_AND_DELIVERIES_POSTGRESQL = text(
     "WITH stored_event AS ("
     " INSERT INTO events (id, repository_id, name, data, performer, created_at)"
-    " VALUES (:event_id, :repository_id, :name, :data, :performer, :now))"
+    " VALUES (:id, :repository_id, :name, :data, :performer, :created_at))"
     " INSERT INTO deliveries (id, notification_id, event_id, kind, status, attempt_count,"
     " next_attempt_at, created_at)"
-    " SELECT d.id, d.notification_id, :event_id, 'event', 'pending', 0, :now, :now"
+    " SELECT d.id, d.notification_id, :id, 'event', 'pending', 0, :created_at, :created_at"
     " FROM unnest(CAST(:ids AS varchar[]), CAST(:notification_ids AS integer[]))"
     " AS d(id, notification_id)"
 ).bindparams(
     bindparam("data", type_=EVENT_TABLE.c.data.type),
     bindparam("performer", type_=EVENT_TABLE.c.performer.type),
-    bindparam("now", type_=UTCDateTime()),
+    bindparam("created_at", type_=UTCDateTime()),
 )
 
 
 def _store_postgresql(
-    session: Session,
-    repository: RepositoryKey,
-    name: str,
-    data: dict[str, Any],
-    performer: Mapping[str, Any] | None,
-    notification_ids: Sequence[int],
-    now: datetime,
+    session: Session, event: dict[str, Any], notification_ids: Sequence[int]
 ) -> EmitResult:
-    event_id = str(uuid.uuid4())
+    """Insert ``event`` (an :func:`_event_row`) and a delivery of it per notification."""
     ids = [str(uuid.uuid4()) for _ in notification_ids]
     session.execute(
         _EVENT_AND_DELIVERIES_POSTGRESQL,
-        {
-            "event_id": event_id,
-            "repository_id": repository.id,
-            "name": name,
-            "data": data,
-            "performer": dict(performer) if performer is not None else None,
-            "now": now,
-            "ids": ids,
-            "notification_ids": list(notification_ids),
-        },
+        {**event, "ids": ids, "notification_ids": list(notification_ids)},
     )
-    return EmitResult(event_id, tuple(ids))
+    return EmitResult(event["id"], tuple(ids))
 
 
 def _event_config(raw: str | None) -> dict[str, Any]:
@@ -317,21 +302,27 @@ def _insert_event(
     performer: Mapping[str, Any] | None,
     now: datetime,
 ) -> str:
-    event_id = str(uuid.uuid4())
-    session.execute(
-        insert(Event),
-        [
-            {
-                "id": event_id,
-                "repository_id": repository.id,
-                "name": name,
-                "data": data,
-                "performer": dict(performer) if performer is not None else None,
-                "created_at": now,
-            }
-        ],
-    )
-    return event_id
+    event = _event_row(repository, name, data, performer, now)
+    session.execute(insert(Event), [event])
+    return str(event["id"])
+
+
+def _event_row(
+    repository: RepositoryKey,
+    name: str,
+    data: dict[str, Any],
+    performer: Mapping[str, Any] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """A new event's column values, with a new id."""
+    return {
+        "id": str(uuid.uuid4()),
+        "repository_id": repository.id,
+        "name": name,
+        "data": data,
+        "performer": dict(performer) if performer is not None else None,
+        "created_at": now,
+    }
 
 
 # -- repo_image_expiry ------------------------------------------------------------------------
