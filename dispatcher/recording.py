@@ -20,12 +20,26 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, text, true, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    column,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher import metrics
@@ -226,9 +240,9 @@ def _move_counters(
     add_any = {nid: n for nid, (ok, n) in streaks.items() if not ok}
     add_disabled = {nid: n for nid, (ok, n) in streaks.items() if ok and n}
     # A success clears the streak but must not re-enable: only a reset does that.
-    _apply_counts(session, _SET_FAILURES_OF_ENABLED, set_enabled)
-    _apply_counts(session, _ADD_FAILURES, add_any)
-    _apply_counts(session, _ADD_FAILURES_OF_DISABLED, add_disabled)
+    _apply_counts(session, _set_failures_of_enabled, set_enabled)
+    _apply_counts(session, _add_failures, add_any)
+    _apply_counts(session, _add_failures_of_disabled, add_disabled)
     charged = sorted(nid for nid, (_ok, n) in streaks.items() if n)
     if not charged:
         return []
@@ -247,57 +261,58 @@ def _move_counters(
     )
 
 
-@dataclass(frozen=True)
-class _CountUpdate:
-    """One way of moving ``number_of_failures`` by (notification id, n) pairs: a portable
-    statement run once per pair, and the PostgreSQL statement for all pairs at once."""
-
-    each: Any
-    postgresql: Any
+# How each kind of counter move sets ``number_of_failures`` and which rows it touches, given
+# the notification's ``n`` (a column of the batch).
+Count = ColumnElement[int]
+_FAILURES = NOTIFICATION_TABLE.c.number_of_failures
+_DISABLED_AT = NOTIFICATION_TABLE.c.disabled_at
 
 
-def _count_update(value: Any, condition: Any, sql_value: str, sql_condition: str) -> _CountUpdate:
-    table = NOTIFICATION_TABLE
-    return _CountUpdate(
-        each=update(table)
-        .where(table.c.id == bindparam("b_id"), condition)
-        .values(number_of_failures=value),
-        postgresql=text(
-            f"UPDATE notifications AS n SET number_of_failures = {sql_value}"
-            " FROM unnest(CAST(:ids AS integer[]), CAST(:counts AS integer[])) AS v(id, n)"
-            f" WHERE n.id = v.id AND {sql_condition}"
-        ),
-    )
+def _set_failures_of_enabled(n: Count) -> tuple[Count, ColumnElement[bool]]:
+    return n, and_(_DISABLED_AT.is_(None), n != _FAILURES)
 
 
-_SET_FAILURES_OF_ENABLED = _count_update(
-    bindparam("b_n"),
-    (NOTIFICATION_TABLE.c.disabled_at.is_(None))
-    & (NOTIFICATION_TABLE.c.number_of_failures != bindparam("b_n")),
-    "v.n",
-    "n.disabled_at IS NULL AND n.number_of_failures <> v.n",
-)
-_ADD_FAILURES = _count_update(
-    NOTIFICATION_TABLE.c.number_of_failures + bindparam("b_n"),
-    true(),
-    "n.number_of_failures + v.n",
-    "true",
-)
-_ADD_FAILURES_OF_DISABLED = _count_update(
-    NOTIFICATION_TABLE.c.number_of_failures + bindparam("b_n"),
-    NOTIFICATION_TABLE.c.disabled_at.is_not(None),
-    "n.number_of_failures + v.n",
-    "n.disabled_at IS NOT NULL",
-)
+def _add_failures(n: Count) -> tuple[Count, ColumnElement[bool]]:
+    return _FAILURES + n, true()
 
 
-def _apply_counts(session: Session, how: _CountUpdate, counts: dict[int, int]) -> None:
+def _add_failures_of_disabled(n: Count) -> tuple[Count, ColumnElement[bool]]:
+    return _FAILURES + n, _DISABLED_AT.is_not(None)
+
+
+def _apply_counts(
+    session: Session,
+    move: Callable[[Count], tuple[Count, ColumnElement[bool]]],
+    counts: dict[int, int],
+) -> None:
+    """Move the counters of ``counts`` (notification id → n): on PostgreSQL in one statement
+    over unnest()ed arrays, elsewhere in one statement per notification (executemany)."""
     if not counts:
         return
+    table = NOTIFICATION_TABLE
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(how.postgresql, {"ids": list(counts), "counts": list(counts.values())})
-    else:
-        session.execute(how.each, [{"b_id": nid, "b_n": n} for nid, n in counts.items()])
+        batch = (
+            func.unnest(
+                bindparam("ids", type_=ARRAY(Integer)), bindparam("counts", type_=ARRAY(Integer))
+            )
+            .table_valued(column("id", Integer), column("n", Integer))
+            .render_derived()
+        )
+        value, condition = move(batch.c.n)
+        session.execute(
+            update(table)
+            .where(table.c.id == batch.c.id, condition)
+            .values(number_of_failures=value),
+            {"ids": list(counts), "counts": list(counts.values())},
+        )
+        return
+    value, condition = move(bindparam("b_n", type_=Integer))
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"), condition)
+        .values(number_of_failures=value),
+        [{"b_id": nid, "b_n": n} for nid, n in counts.items()],
+    )
 
 
 def _skip_pending(session: Session, notification_ids: list[int], now: datetime) -> int:
