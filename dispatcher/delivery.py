@@ -204,11 +204,10 @@ def _claim(
         if ids is not None:
             target = table.c.id.in_(ids)
         else:
+            # (PostgreSQL claims due work with _CLAIM_DUE_POSTGRESQL instead.)
             pick = (
                 select(table.c.id).where(*claimable).order_by(table.c.next_attempt_at).limit(limit)
             )
-            if session.get_bind().dialect.name == "postgresql":
-                pick = pick.with_for_update(skip_locked=True)
             target = table.c.id.in_(pick)
         claimed = list(
             session.scalars(
