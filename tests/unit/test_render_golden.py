@@ -16,12 +16,13 @@ import httpx
 import pytest
 
 from dispatcher.config import Settings
-from dispatcher.events import EVENT_NAMES, EVENTS, event_data
+from dispatcher.events import EVENT_NAMES
 from dispatcher.senders import build_registry
 from dispatcher.senders.base import RenderContext
 from dispatcher.senders.email import EmailMessageData
 from dispatcher.senders.slack import SlackMessage
 from dispatcher.senders.webhook import WebhookMessage
+from tests.unit import render_helpers
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("DISPATCHER_UPDATE_GOLDEN") == "1"
@@ -45,25 +46,13 @@ PERFORMED = {"repo_push", "repo_mirror_sync_failed", "build_cancelled"}
 
 
 def sample_context(event_name: str) -> RenderContext:
-    event = EVENTS[event_name]
-    extra = event.sample(EVENT_CONFIGS.get(event_name, {}), NOW)
-    data = event_data(
-        "acme",
-        "web",
-        extra,
-        server_hostname=SETTINGS.server_hostname,
-        url_scheme=SETTINGS.preferred_url_scheme,
-        subpage=event.subpage(extra),
-    )
-    return RenderContext(
-        event=event,
-        data=data,
-        namespace="acme",
-        repository="web",
+    return render_helpers.sample_context(
+        event_name,
+        at=NOW,
+        delivery_id="msg_2f7c9a1e",
+        event_config=EVENT_CONFIGS.get(event_name),
         notification_uuid="5b9c1f9e-3f4a-4f0e-9d59-1c2d3e4f5a6b",
         title="Team alerts",
-        delivery_id="msg_2f7c9a1e",
-        attempt_at=NOW,
         performer={"entity_id": 7, "entity_name": "alice"} if event_name in PERFORMED else None,
     )
 

@@ -21,10 +21,10 @@ import pytest
 
 from dispatcher.config import Settings
 from dispatcher.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from dispatcher.events import EVENTS, event_data
 from dispatcher.httptransport import make_http_transport
 from dispatcher.senders import METHODS, build_registry
 from dispatcher.senders.base import Receipt, RenderContext, Sender
+from tests.unit.render_helpers import sample_context
 
 NOW = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
 EXCERPT_BYTES = 64
@@ -68,19 +68,7 @@ class Case:
 
 
 def context(event_name: str = "repo_push") -> RenderContext:
-    event = EVENTS[event_name]
-    extra = event.sample({}, NOW)
-    data = event_data("acme", "web", extra, server_hostname="quay.example.com", url_scheme="https")
-    return RenderContext(
-        event=event,
-        data=data,
-        namespace="acme",
-        repository="web",
-        notification_uuid="uuid-1",
-        title=None,
-        delivery_id="msg_contract",
-        attempt_at=NOW,
-    )
+    return sample_context(event_name, at=NOW, delivery_id="msg_contract")
 
 
 # -- HTTP senders (webhook, Slack) -------------------------------------------------------------

@@ -17,10 +17,10 @@ from standardwebhooks import Webhook
 
 from dispatcher.config import Settings
 from dispatcher.errors import PermanentDeliveryError, TransientDeliveryError
-from dispatcher.events import EVENTS, event_data
 from dispatcher.senders import build_registry
 from dispatcher.senders.base import RenderContext
 from dispatcher.senders.http import mask_url, parse_retry_after
+from tests.unit.render_helpers import sample_context
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SETTINGS = Settings(server_hostname="quay.example.com", preferred_url_scheme="https")
@@ -35,23 +35,11 @@ NO_HTTP = httpx.MockTransport(_no_http)
 
 
 def context(event_name: str = "repo_push", **extra: Any) -> RenderContext:
-    event = EVENTS[event_name]
-    data = event_data(
-        "acme",
-        "web",
-        {**event.sample({}, datetime.now(UTC)), **extra},
-        server_hostname="quay.example.com",
-        url_scheme="https",
-    )
-    return RenderContext(
-        event=event,
-        data=data,
-        namespace="acme",
-        repository="web",
-        notification_uuid="uuid-1",
-        title=None,
+    return sample_context(
+        event_name,
+        at=datetime.now(UTC),
         delivery_id="msg_abc123",
-        attempt_at=datetime.now(UTC),
+        extra=extra,
         performer={"entity_name": "alice"},
     )
 
