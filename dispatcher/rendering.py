@@ -17,7 +17,7 @@ a :class:`~dispatcher.errors.PermanentDeliveryError`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -86,21 +86,20 @@ def render(
 
 def summary_of(context: RenderContext) -> str:
     """The event's one-line summary; PermanentDeliveryError if the event data lacks a field."""
-    try:
-        return context.event.summary(context.data)
-    except (KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise PermanentDeliveryError(
-            f"event data for {context.event.name} cannot be summarised: missing or bad {exc}"
-        ) from None
+    return _read_event(context, context.event.summary, "cannot be summarised")
 
 
 def level_of(context: RenderContext) -> str:
     """The event's level; PermanentDeliveryError if the event data lacks a field."""
+    return _read_event(context, context.event.level, "has no level")
+
+
+def _read_event(context: RenderContext, read: Callable[[dict[str, Any]], str], failure: str) -> str:
     try:
-        return context.event.level(context.data)
+        return read(context.data)
     except (KeyError, TypeError, AttributeError, IndexError) as exc:
         raise PermanentDeliveryError(
-            f"event data for {context.event.name} has no level: missing or bad {exc}"
+            f"event data for {context.event.name} {failure}: missing or bad {exc}"
         ) from None
 
 
