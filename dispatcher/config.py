@@ -61,9 +61,9 @@ class Settings(BaseSettings):
     max_failures: int = Field(default=3, ge=1)
     retry_schedule: str = "10,60,300,1800,7200"
     retry_jitter: float = Field(default=0.2, ge=0, lt=1)
-    retry_after_max: float = 3600.0
+    retry_after_max: float = Field(default=3600.0, ge=0)
     allowed_networks: str = ""
-    response_excerpt_bytes: int = 1024
+    response_excerpt_bytes: int = Field(default=1024, ge=0)
 
     # worker and scheduler
     worker_batch_size: int = Field(default=200, ge=1)
@@ -92,13 +92,13 @@ class Settings(BaseSettings):
     templates_dir: Path = Field(default=DEFAULT_TEMPLATES_DIR)
 
     # delivery pipeline: doorbell, sender pool, recorder, sweep
-    ring_lease_seconds: float = 30.0
-    target_busy_delay: float = 1.0
-    worker_max_queued: int = 2000
-    worker_per_host_queued: int = 500
-    record_batch_size: int = 500
-    record_interval: float = 0.02
-    sweep_batch_limit: int = 10_000
+    ring_lease_seconds: float = Field(default=30.0, gt=0)
+    target_busy_delay: float = Field(default=1.0, ge=0)
+    worker_max_queued: int = Field(default=2000, ge=1)
+    worker_per_host_queued: int = Field(default=500, ge=1)
+    record_batch_size: int = Field(default=500, ge=1)
+    record_interval: float = Field(default=0.02, gt=0)
+    sweep_batch_limit: int = Field(default=10_000, ge=1)
     worker_queue: str = "dispatcher"
 
     # operating it: delivery log, retention, readiness, metrics

@@ -1,0 +1,33 @@
+"""Settings refuse values a worker cannot run with, naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from dispatcher.config import Settings
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("retry_after_max", "-1"),
+        ("response_excerpt_bytes", "-1"),
+        ("ring_lease_seconds", "0"),
+        ("target_busy_delay", "-0.5"),
+        ("worker_max_queued", "0"),
+        ("worker_per_host_queued", "0"),
+        ("record_batch_size", "0"),
+        ("record_interval", "0"),
+        ("sweep_batch_limit", "0"),
+        ("worker_send_concurrency", "0"),
+        ("worker_per_host_concurrency", "0"),
+        ("worker_batch_size", "0"),
+    ],
+)
+def test_pipeline_settings_out_of_range_are_refused(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(f"DISPATCHER_{name.upper()}", value)
+    with pytest.raises(ValidationError, match=name):
+        Settings()
