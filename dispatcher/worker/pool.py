@@ -158,7 +158,8 @@ class SenderPool:
     def _pump(self) -> None:
         """Start a send for each ready target while fewer than ``worker_send_concurrency``
         run; once stopping, hand every waiting job back instead."""
-        margin = timedelta(seconds=self._settings.http_timeout + 1.0)
+        # a job must be able to time out before its lease ends, or a second sender may start
+        deadline = utcnow() + timedelta(seconds=self._settings.http_timeout + 1.0)
         limit = self._settings.worker_send_concurrency
         starts: list[tuple[str, Job]] = []
         handed_back: list[Job] = []
@@ -170,7 +171,7 @@ class SenderPool:
                 if not self._waiting[key]:
                     del self._waiting[key]
                 self._queued -= 1
-                if self._stopping or job.lease_until - utcnow() < margin:
+                if self._stopping or job.lease_until < deadline:
                     handed_back.append(job)
                     self._mark_ready(key)
                     continue
