@@ -41,7 +41,6 @@ from dispatcher.models import (
     Notification,
     Repository,
     UTCDateTime,
-    stored_utc,
     utcnow,
 )
 from dispatcher.runtime import Runtime, create_runtime
@@ -56,7 +55,7 @@ _UNNEST_INSERT = text(
     " SELECT d.id, d.notification_id, d.event_id, :kind, 'pending', 0, :now, :now"
     " FROM unnest(CAST(:ids AS varchar[]), CAST(:notification_ids AS integer[]),"
     " CAST(:event_ids AS varchar[])) AS d(id, notification_id, event_id)"
-)
+).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
 @dataclass(frozen=True)
@@ -248,7 +247,6 @@ def create_deliveries(
     per_row = list(event_ids) if event_ids is not None else [event_id] * len(ids)
     if session.get_bind().dialect.name == "postgresql":
         # Two arrays in one statement: psycopg would otherwise send a statement per row.
-        stored_now = stored_utc(now)
         session.execute(
             _UNNEST_INSERT,
             {
@@ -256,7 +254,7 @@ def create_deliveries(
                 "notification_ids": list(notification_ids),
                 "event_ids": per_row,
                 "kind": kind,
-                "now": stored_now,
+                "now": now,
             },
         )
         return ids
