@@ -416,15 +416,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     chosen_settings = dict(item.split("=", 1) for item in args.set)
-    slow = chosen_settings
     chosen = ["a", "b", "c", "d", "latency", "emit"] if args.scenario == "all" else [args.scenario]
     for scenario in chosen:
         if scenario in ("a", "b"):
             throughput(args.db, args.broker, scenario, **chosen_settings)
         elif scenario == "c":
-            slow_receivers(args.db, args.broker, 0.0, **slow)
+            slow_receivers(args.db, args.broker, 0.0, **chosen_settings)
         elif scenario == "d":
-            slow_receivers(args.db, args.broker, 0.1, **slow)
+            slow_receivers(args.db, args.broker, 0.1, **chosen_settings)
         elif scenario == "latency":
             latency(args.db, args.broker, **chosen_settings)
         else:
