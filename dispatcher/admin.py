@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from dispatcher import service
-from dispatcher.errors import NotFoundError
+from dispatcher.bounds import is_uuid
+from dispatcher.errors import NotFoundError, echo
 from dispatcher.models import Notification, Repository
 
 
@@ -47,11 +48,11 @@ def notifications_by_uuid(session: Session, uuids: Sequence[str]) -> list[Notifi
         item.uuid: item
         for item in session.scalars(
             select(Notification)
-            .where(Notification.uuid.in_(set(uuids)))
+            .where(Notification.uuid.in_({uuid for uuid in uuids if is_uuid(uuid)}))
             .options(joinedload(Notification.repository))
         )
     }
-    unknown = [uuid for uuid in uuids if uuid not in found]
+    unknown = [echo(uuid) for uuid in uuids if uuid not in found]
     if unknown:
         raise NotFoundError(f"No notification with uuid {', '.join(unknown)}")
     return [found[uuid] for uuid in dict.fromkeys(uuids)]

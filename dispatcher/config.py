@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_request_bytes: int = Field(default=1_048_576, ge=1024)
+    max_header_bytes: int = Field(default=32_768, ge=1024)
+    request_body_timeout: float = Field(default=10.0, gt=0)
+
+    # what a caller may supply (see dispatcher.bounds)
+    max_json_depth: int = Field(default=32, ge=2, le=128)
+    max_config_bytes: int = Field(default=65_536, ge=1024)
+    max_event_bytes: int = Field(default=1_048_576, ge=1024)
+    max_expression_chars: int = Field(default=1024, ge=16, le=65_536)
 
     # event data (Quay's SERVER_HOSTNAME / PREFERRED_URL_SCHEME)
     server_hostname: str = "localhost:8000"

@@ -20,9 +20,10 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from dispatcher.bounds import is_uuid
 from dispatcher.config import Settings
 from dispatcher.doorbell import Doorbell
-from dispatcher.errors import InvalidRequestError, NotFoundError
+from dispatcher.errors import InvalidRequestError, NotFoundError, echo
 from dispatcher.models import (
     DELIVERY_STATUSES,
     FINAL_STATUSES,
@@ -72,7 +73,8 @@ def list_deliveries(
     if status is not None:
         if status not in DELIVERY_STATUSES:
             raise InvalidRequestError(
-                f"Unknown delivery status '{status}': use one of {', '.join(DELIVERY_STATUSES)}"
+                f"Unknown delivery status '{echo(status)}': use one of "
+                f"{', '.join(DELIVERY_STATUSES)}"
             )
         query = query.where(Delivery.status == status)
     if cursor:
@@ -91,21 +93,23 @@ def list_deliveries(
 
 def get_delivery(session: Session, notification: Notification, delivery_id: str) -> Delivery:
     """One delivery of this notification; an id of another notification is not found."""
+    if not is_uuid(delivery_id):
+        raise NotFoundError(f"No delivery {echo(delivery_id)} for notification {notification.uuid}")
     delivery = session.scalars(
         select(Delivery)
         .where(Delivery.id == delivery_id, Delivery.notification_id == notification.id)
         .options(selectinload(Delivery.attempts), selectinload(Delivery.event))
     ).one_or_none()
     if delivery is None:
-        raise NotFoundError(f"No delivery {delivery_id} for notification {notification.uuid}")
+        raise NotFoundError(f"No delivery {echo(delivery_id)} for notification {notification.uuid}")
     return delivery
 
 
 def find_delivery(session: Session, delivery_id: str) -> Delivery:
     """A delivery by id alone, whatever its notification (for operators)."""
-    delivery = session.get(Delivery, delivery_id)
+    delivery = session.get(Delivery, delivery_id) if is_uuid(delivery_id) else None
     if delivery is None:
-        raise NotFoundError(f"No delivery {delivery_id}")
+        raise NotFoundError(f"No delivery {echo(delivery_id)}")
     return delivery
 
 
@@ -214,18 +218,25 @@ def encode_cursor(delivery: Delivery) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+# Cursors this module makes are about 100 characters long.
+CURSOR_MAX_CHARS = 256
+_INVALID_CURSOR = "Invalid cursor: pass the next_cursor of a previous page"
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """The ``(created_at, id)`` a cursor points after; InvalidRequestError if it is not ours."""
+    if len(cursor) > CURSOR_MAX_CHARS:
+        raise InvalidRequestError(_INVALID_CURSOR)
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, delivery_id = json.loads(raw)
         created_at = datetime.fromisoformat(created)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
-        raise InvalidRequestError(
-            "Invalid cursor: pass the next_cursor of a previous page"
-        ) from None
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError):
+        raise InvalidRequestError(_INVALID_CURSOR) from None
     if created_at.tzinfo is None or not isinstance(delivery_id, str):
-        raise InvalidRequestError("Invalid cursor: pass the next_cursor of a previous page")
+        raise InvalidRequestError(_INVALID_CURSOR)
+    if not is_uuid(delivery_id):
+        raise InvalidRequestError(_INVALID_CURSOR)
     return created_at, delivery_id
 
 

@@ -22,6 +22,21 @@ Messages never contain secrets: senders describe targets with masked URLs.
 
 from __future__ import annotations
 
+# How much of a caller's text a message repeats.
+ECHO_CHARS = 80
+
+
+def unicode_safe(text: str) -> str:
+    """``text`` with each lone surrogate (which no response or database could encode) replaced
+    by U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def echo(text: str) -> str:
+    """A caller's ``text`` as a message may repeat it: cut to :data:`ECHO_CHARS` characters,
+    lone surrogates replaced."""
+    return unicode_safe(text if len(text) <= ECHO_CHARS else text[: ECHO_CHARS - 1] + "…")
+
 
 class DispatcherError(Exception):
     """Base of every error dispatcher raises on purpose."""
@@ -37,13 +52,13 @@ class InvalidRequestError(DispatcherError):
 
 class UnknownEventError(InvalidRequestError):
     def __init__(self, event: str) -> None:
-        super().__init__(f"Unknown event '{event}'")
+        super().__init__(f"Unknown event '{echo(event)}'")
         self.event = event
 
 
 class UnknownMethodError(InvalidRequestError):
     def __init__(self, method: str) -> None:
-        super().__init__(f"Unknown notification method '{method}'")
+        super().__init__(f"Unknown notification method '{echo(method)}'")
         self.method = method
 
 
@@ -62,7 +77,10 @@ class NotificationNotFoundError(DispatcherError):
     """Quay answers 400 (not 404) when delete, reset or test names an unknown uuid."""
 
     def __init__(self, namespace: str, repository: str, uuid: str) -> None:
-        super().__init__(f"No repository notification found for: {namespace}, {repository}, {uuid}")
+        super().__init__(
+            "No repository notification found for: "
+            f"{echo(namespace)}, {echo(repository)}, {echo(uuid)}"
+        )
 
 
 class AuthError(DispatcherError):

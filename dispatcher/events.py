@@ -8,18 +8,23 @@ The words users read in messages live in ``templates/``, not here.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from dispatcher.bounds import compile_pattern
 from dispatcher.errors import InvalidRequestError, UnknownEventError
+
+if TYPE_CHECKING:  # the command line reads the catalogue without loading the settings
+    from dispatcher.config import Settings
 
 Data = dict[str, Any]
 
 # Quay's severity table, index = the ``level`` of a vulnerability_found eventConfig.
 SEVERITIES = ("Critical", "High", "Medium", "Low", "Negligible", "Unknown")
+# The furthest horizon of a repo_image_expiry notification (ten years).
+MAX_EXPIRY_DAYS = 3650
 
 _BUILD_PREFIXES = {
     "build_queued": ("Build queued", "info"),
@@ -62,7 +67,9 @@ def event_data(
 @dataclass(frozen=True)
 class EventType:
     """One entry of the catalogue. ``summary`` and ``level`` read event data and may raise
-    ``KeyError`` when a producer left out a field the event needs."""
+    ``KeyError`` when a producer left out a field the event needs. ``validate_config`` checks
+    an eventConfig at create time and ``should_deliver(config, data, settings)`` is its filter
+    at fan-out; both evaluate a caller's patterns in bounded time."""
 
     name: str
     title: str
@@ -70,8 +77,12 @@ class EventType:
     summary: Callable[[Data], str]
     sample: Callable[[Data, datetime], Data]
     subpage: Callable[[Data], str | None] = field(default=lambda _data: None)
-    validate_config: Callable[[Data], None] = field(default=lambda _config: None)
-    should_deliver: Callable[[Data, Data], bool] = field(default=lambda _config, _data: True)
+    validate_config: Callable[[Data, Settings], None] = field(
+        default=lambda _config, _settings: None
+    )
+    should_deliver: Callable[[Data, Data, Settings], bool] = field(
+        default=lambda _config, _data, _settings: True
+    )
 
 
 # -- repo_push ---------------------------------------------------------------------------------
@@ -84,29 +95,33 @@ def _push_sample(_config: Data, _now: datetime) -> Data:
 # -- build events ------------------------------------------------------------------------------
 
 
-def _validate_build_config(config: Data) -> None:
+def _validate_build_config(config: Data, settings: Settings) -> None:
     regex = config.get("ref-regex")
     if regex is None:
         return
     if not isinstance(regex, str):
         raise InvalidRequestError("eventConfig 'ref-regex' must be a string")
     try:
-        re.compile(regex)
-    except re.error as exc:
-        raise InvalidRequestError(f"Invalid ref-regex '{regex}': {exc}") from None
+        compile_pattern(regex, settings.max_expression_chars)
+    except InvalidRequestError as exc:
+        raise InvalidRequestError(f"Invalid ref-regex: {exc.message}") from None
 
 
-def _build_should_deliver(config: Data, data: Data) -> bool:
+def _build_should_deliver(config: Data, data: Data, settings: Settings) -> bool:
+    """Quay's filter: the ref must match ``ref-regex`` from its start. A stored pattern that
+    the engine refuses (written before patterns were checked) never fires, as in Quay."""
     regex = (config or {}).get("ref-regex")
     if not regex:
         return True
-    ref = (data.get("trigger_metadata") or {}).get("ref")
-    if not ref:
+    metadata = data.get("trigger_metadata")
+    ref = metadata.get("ref") if isinstance(metadata, dict) else None
+    if not ref or not isinstance(regex, str) or not isinstance(ref, str):
         return False
     try:
-        return re.match(regex, ref) is not None
-    except re.error:
+        pattern = compile_pattern(regex, settings.max_expression_chars)
+    except InvalidRequestError:
         return False
+    return pattern.match(ref) is not None
 
 
 def _commit_info(now: datetime) -> Data:
@@ -173,12 +188,14 @@ def _parse_level(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= 3:
+            return int(text)
     return None
 
 
-def _validate_vulnerability_config(config: Data) -> None:
+def _validate_vulnerability_config(config: Data, _settings: Settings) -> None:
     if "level" not in config:
         return
     level = _parse_level(config["level"])
@@ -188,7 +205,7 @@ def _validate_vulnerability_config(config: Data) -> None:
         )
 
 
-def _vulnerability_should_deliver(config: Data, data: Data) -> bool:
+def _vulnerability_should_deliver(config: Data, data: Data, _settings: Settings) -> bool:
     if "level" not in (config or {}):
         return True
     if data.get("vulnerable_index_report_created"):
@@ -268,16 +285,18 @@ def _mirror_event(name: str) -> EventType:
 def expiry_days(config: Data) -> int | None:
     """The ``days`` of a repo_image_expiry eventConfig, or None when it is not usable."""
     days = config.get("days")
-    if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 < days <= MAX_EXPIRY_DAYS:
         return None
     return days
 
 
-def _validate_expiry_config(config: Data) -> None:
+def _validate_expiry_config(config: Data, _settings: Settings) -> None:
     if "days" not in config:
         raise InvalidRequestError("eventConfig 'days' is required for repo_image_expiry")
     if expiry_days(config) is None:
-        raise InvalidRequestError("eventConfig 'days' must be a positive integer")
+        raise InvalidRequestError(
+            f"eventConfig 'days' must be a positive integer (at most {MAX_EXPIRY_DAYS})"
+        )
 
 
 def _expiry_sample(config: Data, _now: datetime) -> Data:

@@ -11,20 +11,24 @@ with jsonpath-ng) against the event data. Other JSON values are copied unchanged
   Python's ``str()`` of it (so ``True``, ``['x']``), as Quay does.
 * Keys always take the textual form (a JSON key must be a string).
 
-The language is data-only: nothing in a template can run code.
+The language is data-only: nothing in a template can run code. Templates are hostile input:
+the JSON nests at most ``max_depth`` levels, and each expression is at most ``max_chars``
+characters of at most ``2 * max_depth`` steps, so parsing and applying one take bounded time
+and stack.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 from jsonpath_ng.parser import parse as parse_jsonpath
 
-_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+from dispatcher.bounds import check_value, linear, strict_loads
+from dispatcher.errors import InvalidRequestError, echo
+
+_PLACEHOLDER = linear(r"\$\{([^}]*)\}")
 _NO_MATCH_TEXT = "(none)"
 
 
@@ -35,11 +39,17 @@ class JSONTemplateError(Exception):
 class JSONTemplate:
     """A parsed template with its expressions compiled; :meth:`apply` is pure."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, *, max_depth: int, max_chars: int) -> None:
         try:
-            self._template = json.loads(text)
+            self._template = strict_loads(text)
         except ValueError as exc:
             raise JSONTemplateError(f"Could not parse template: {exc}") from None
+        try:
+            check_value(self._template, "template", max_depth=max_depth, max_bytes=len(text) * 4)
+        except InvalidRequestError as exc:
+            raise JSONTemplateError(exc.message) from None
+        self._max_chars = max_chars
+        self._max_steps = 2 * max_depth
         self._paths: dict[str, Any] = {}
         self._compile(self._template)
 
@@ -64,10 +74,19 @@ class JSONTemplate:
         if path is None:
             if not expression.strip():
                 raise JSONTemplateError("Empty expression found")
+            shown = echo(expression)
+            if len(expression) > self._max_chars:
+                raise JSONTemplateError(
+                    f"For expression `{shown}`: longer than {self._max_chars} characters"
+                )
+            if expression.count(".") + expression.count("[") > self._max_steps:
+                raise JSONTemplateError(
+                    f"For expression `{shown}`: more than {self._max_steps} steps"
+                )
             try:
                 path = parse_jsonpath(expression)
             except Exception as exc:  # jsonpath-ng raises several unrelated types
-                raise JSONTemplateError(f"For expression `{expression}`: {exc}") from None
+                raise JSONTemplateError(f"For expression `{shown}`: {echo(str(exc))}") from None
             self._paths[expression] = path
         return path
 
@@ -90,7 +109,7 @@ class JSONTemplate:
         return matches[0] if len(matches) == 1 else matches
 
     def _text(self, text: str, data: Mapping[str, Any]) -> str:
-        return _PLACEHOLDER.sub(lambda match: self._inline(match.group(1), data), text)
+        return str(_PLACEHOLDER.sub(lambda match: self._inline(match.group(1), data), text))
 
     def _inline(self, expression: str, data: Mapping[str, Any]) -> str:
         matches = self._find(expression, data)
@@ -106,12 +125,12 @@ class JSONTemplate:
 
 
 @lru_cache(maxsize=256)
-def compile_template(text: str) -> JSONTemplate:
+def compile_template(text: str, max_depth: int, max_chars: int) -> JSONTemplate:
     """The parsed template for ``text``, cached (templates are stored per notification and
     applied on every delivery). Raises :class:`JSONTemplateError`."""
-    return JSONTemplate(text)
+    return JSONTemplate(text, max_depth=max_depth, max_chars=max_chars)
 
 
-def validate_template(text: str) -> None:
+def validate_template(text: str, max_depth: int, max_chars: int) -> None:
     """Quay's create-time check: parse the template and apply it to ``{}``."""
-    compile_template(text).apply({})
+    compile_template(text, max_depth, max_chars).apply({})

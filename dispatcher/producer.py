@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from dispatcher.bounds import check_text, check_value
 from dispatcher.config import Settings, get_settings
 from dispatcher.doorbell import Doorbell
 from dispatcher.errors import InvalidRequestError
@@ -82,12 +83,19 @@ def emit(
     """Store ``event`` for ``repository`` (``namespace/name``), fan it out, commit, then ring.
 
     ``sessions`` is the runtime's session factory. Raises InvalidRequestError (unknown event,
-    bad repository name, data that is not an object, bad expiry times); nothing is stored then.
+    bad repository name, data that is not an object or breaks :mod:`dispatcher.bounds`, bad
+    expiry times); nothing is stored then.
     """
     namespace, name = parse_repository_name(repository)
+    check_text(event, "event")
     event_type = get_event(event)
     if not isinstance(data, Mapping):
         raise InvalidRequestError("Event data must be a JSON object")
+    if performer is not None and not isinstance(performer, Mapping):
+        raise InvalidRequestError("performer must be a JSON object")
+    limits = {"max_depth": settings.max_json_depth, "max_bytes": settings.max_event_bytes}
+    check_value(data, "data", **limits)
+    check_value(performer, "performer", **limits)
     with sessions() as session:
         result = fan_out(session, settings, namespace, name, event_type, data, performer)
         session.commit()
@@ -181,7 +189,7 @@ def fan_out(
     matching = [
         notification_id
         for notification_id, _uuid, config in rows
-        if event_type.should_deliver(config or {}, envelope)
+        if event_type.should_deliver(config or {}, envelope, settings)
     ]
     event = _event_row(repository, event_type.name, envelope, performer, now)
     if matching and session.get_bind().dialect.name == "postgresql":

@@ -13,22 +13,37 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from dispatcher import bounds
 from dispatcher.config import Settings
 from dispatcher.doorbell import Doorbell
-from dispatcher.errors import InvalidRequestError, NotFoundError
+from dispatcher.errors import InvalidRequestError, NotFoundError, echo
 from dispatcher.events import event_data, get_event
 from dispatcher.models import Delivery, Event, Notification, Repository, utcnow
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,254}$")
+# Quay's rules: a namespace is 2-255 lower-case letters and digits in runs joined by single
+# '.', '_' or '-'; a repository name starts with a letter or digit, then up to 254 of those
+# and '.', '_', '-'.
+_NAMESPACE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+_REPOSITORY = re.compile(r"[a-z0-9][a-z0-9._-]{0,254}")
+TITLE_MAX = 255
+
+
+def is_valid_name(namespace: str, name: str) -> bool:
+    """True when ``namespace/name`` follows Quay's naming rules (whole strings, anchored)."""
+    return (
+        2 <= len(namespace) <= 255
+        and _NAMESPACE.fullmatch(namespace) is not None
+        and _REPOSITORY.fullmatch(name) is not None
+    )
 
 
 def parse_repository_name(full_name: str) -> tuple[str, str]:
     """Split ``namespace/name``; both parts as Quay allows (lower-case, digits, ``._-``)."""
     namespace, slash, name = full_name.partition("/")
-    if not slash or not _NAME.match(namespace) or not _NAME.match(name):
+    if not slash or not is_valid_name(namespace, name):
         raise InvalidRequestError(
-            f"Invalid repository '{full_name}': use namespace/name, lower-case letters, "
-            "digits, '.', '_' and '-'"
+            f"Invalid repository '{echo(full_name)}': use namespace/name, lower-case "
+            "letters, digits, '.', '_' and '-' (a namespace has at least 2 characters)"
         )
     return namespace, name
 
@@ -43,9 +58,13 @@ def find_repository(session: Session, namespace: str, name: str) -> Repository |
 
 
 def get_repository(session: Session, namespace: str, name: str) -> Repository:
-    repository = find_repository(session, namespace, name)
+    """The registered repository ``namespace/name``; NotFoundError if there is none (a name
+    Quay would not allow is not looked up)."""
+    repository = (
+        find_repository(session, namespace, name) if is_valid_name(namespace, name) else None
+    )
     if repository is None:
-        raise NotFoundError(f"Repository {namespace}/{name} not found")
+        raise NotFoundError(f"Repository {echo(namespace)}/{echo(name)} not found")
     return repository
 
 
@@ -103,14 +122,24 @@ def create_notification(
     title: str | None,
     settings: Settings,
 ) -> Notification:
-    """Validate and store a notification. Raises InvalidRequestError with Quay's messages."""
+    """Validate and store a notification. Raises InvalidRequestError with Quay's messages,
+    and for values beyond :mod:`dispatcher.bounds` (nesting, size, text)."""
     # Here, not at the top: the senders load httpx, Jinja and the e-mail validator, which
     # commands that only list or add repositories do not need.
     from dispatcher import senders
 
+    bounds.check_text(event, "event")
+    bounds.check_text(method, "method")
     event_type = get_event(event)
+    limits = {"max_depth": settings.max_json_depth, "max_bytes": settings.max_config_bytes}
+    bounds.check_value(config, "config", **limits)
+    bounds.check_value(event_config, "eventConfig", **limits)
+    if title is not None:
+        bounds.check_text(title, "title")
+        if len(title) > TITLE_MAX:
+            raise InvalidRequestError(f"'title' is too long (maximum {TITLE_MAX} characters)")
     stored_config = senders.validate_config(method, config, settings)
-    event_type.validate_config(event_config)
+    event_type.validate_config(event_config, settings)
     notification = Notification(
         repository_id=repository.id,
         event=event,

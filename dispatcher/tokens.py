@@ -8,7 +8,6 @@ It may expire and can be revoked; both make it invalid (401), as does an unknown
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,12 +16,20 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dispatcher.errors import AuthError, InvalidRequestError, NotFoundError, PermissionDeniedError
+from dispatcher.bounds import check_text
+from dispatcher.errors import (
+    AuthError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    echo,
+)
 from dispatcher.models import AccessToken, utcnow
+from dispatcher.service import is_valid_name
 from dispatcher.vocabulary import SCOPES
 
 TOKEN_PREFIX = "dsp_"
-_GRANT = re.compile(r"^(\*|[a-z0-9][a-z0-9._-]*/(\*|[a-z0-9][a-z0-9._-]*))$")
+NAME_MAX = 255
 
 
 @dataclass(frozen=True)
@@ -39,9 +46,13 @@ def hash_secret(secret: str) -> str:
 
 
 def validate_grant(grant: str) -> str:
-    if not _GRANT.match(grant):
+    """``grant`` if it is ``*``, ``namespace/*`` or ``namespace/name`` with Quay's naming rules;
+    InvalidRequestError otherwise."""
+    namespace, slash, name = grant.partition("/")
+    valid = grant == "*" or (bool(slash) and is_valid_name(namespace, "x" if name == "*" else name))
+    if not valid:
         raise InvalidRequestError(
-            f"Invalid repository grant '{grant}': use namespace/name, namespace/* or *"
+            f"Invalid repository grant '{echo(grant)}': use namespace/name, namespace/* or *"
         )
     return grant
 
@@ -64,6 +75,10 @@ def create_token(
         raise InvalidRequestError("A token needs at least one repository grant (--repo)")
     for grant in grants:
         validate_grant(grant)
+    if name is not None:
+        check_text(name, "name")
+        if len(name) > NAME_MAX:
+            raise InvalidRequestError(f"A token name has at most {NAME_MAX} characters")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
     token = AccessToken(

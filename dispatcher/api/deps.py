@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from dispatcher import service, tokens
+from dispatcher.bounds import is_uuid
 from dispatcher.errors import NotFoundError, NotificationNotFoundError
 from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime
@@ -70,10 +71,14 @@ AdminRepositoryDep = Annotated[Repository, Depends(repo_admin)]
 EventsRepositoryNameDep = Annotated[str, Depends(events_writer)]
 
 
+def _find(session: Session, repository: Repository, uuid: str) -> Notification | None:
+    return service.find_notification(session, repository, uuid) if is_uuid(uuid) else None
+
+
 def path_notification(
     uuid: str, repository: AdminRepositoryDep, session: SessionDep
 ) -> Notification:
-    notification = service.find_notification(session, repository, uuid)
+    notification = _find(session, repository, uuid)
     if notification is None:
         raise NotFoundError()
     return notification
@@ -82,7 +87,7 @@ def path_notification(
 def notification_for_change(
     uuid: str, repository: AdminRepositoryDep, session: SessionDep
 ) -> Notification:
-    notification = service.find_notification(session, repository, uuid)
+    notification = _find(session, repository, uuid)
     if notification is None:
         raise NotificationNotFoundError(repository.namespace, repository.name, uuid)
     return notification

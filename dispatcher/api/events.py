@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,11 +11,14 @@ from pydantic import BaseModel, Field
 
 from dispatcher import producer
 from dispatcher.api.deps import EventsRepositoryNameDep, RuntimeDep
-from dispatcher.api.notifications import read_body
 from dispatcher.api.problems import PROBLEM_RESPONSES
+from dispatcher.bounds import parse_json
 from dispatcher.errors import InvalidRequestError
 
 router = APIRouter(prefix="/api/v1/repository/{namespace}/{repository}", tags=["events"])
+_SHAPE = (
+    'Body must be a JSON object {"event": "<event>", "data": {...}, "performer": {...} or null}'
+)
 
 
 class EventRequest(BaseModel):
@@ -49,21 +51,26 @@ class EventAccepted(BaseModel):
 async def emit_event(
     request: Request, full_name: EventsRepositoryNameDep, runtime: RuntimeDep
 ) -> EventAccepted:
-    body = await read_body(request, runtime.settings.max_request_bytes)
+    # The body is complete and bounded by now (dispatcher.api.limits); its values are checked
+    # by the producer, as for every other producer.
     try:
-        payload = EventRequest.model_validate(json.loads(body or b"null"))
-    except (ValueError, TypeError) as exc:
-        raise InvalidRequestError(
-            'Body must be a JSON object {"event": "<event>", "data": {...}}'
-        ) from exc
+        payload = parse_json(await request.body() or b"null", "the body")
+    except InvalidRequestError as exc:
+        raise InvalidRequestError(f"{_SHAPE}; {exc.message}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
+        raise InvalidRequestError(_SHAPE)
+    data = payload.get("data", {})
+    performer = payload.get("performer")
+    if not isinstance(data, dict) or not isinstance(performer, dict | None):
+        raise InvalidRequestError(_SHAPE)
     result = await run_in_threadpool(
         producer.emit,
         runtime.sessions,
         runtime.settings,
         runtime.doorbell,
         full_name,
-        payload.event,
-        payload.data,
-        payload.performer,
+        payload["event"],
+        data,
+        performer,
     )
     return EventAccepted(event_id=result.event_id, deliveries=result.deliveries)

@@ -30,7 +30,6 @@ from dispatcher.api.schemas import (
     parse_create_request,
 )
 from dispatcher.config import Settings
-from dispatcher.errors import RequestTooLargeError
 from dispatcher.models import Repository
 
 router = APIRouter(prefix="/api/v1/repository/{namespace}/{repository}", tags=["notifications"])
@@ -48,19 +47,6 @@ _REQUEST_TOO_LARGE: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) more than ``limit`` bytes without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise RequestTooLargeError(limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise RequestTooLargeError(limit)
-    return bytes(body)
-
-
 @router.get(
     COLLECTION,
     operation_id="listRepoNotifications",
@@ -68,9 +54,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     responses=PROBLEM_RESPONSES,
 )
 @router.get(COLLECTION.rstrip("/"), include_in_schema=False)
-def list_notifications(repository: AdminRepositoryDep, session: SessionDep) -> NotificationList:
+def list_notifications(
+    repository: AdminRepositoryDep, session: SessionDep, runtime: RuntimeDep
+) -> NotificationList:
     items = service.list_notifications(session, repository)
-    return NotificationList(notifications=[NotificationView.of(item) for item in items])
+    depth = runtime.settings.max_json_depth
+    return NotificationList(notifications=[NotificationView.of(item, depth) for item in items])
 
 
 @router.post(
@@ -85,7 +74,8 @@ def list_notifications(repository: AdminRepositoryDep, session: SessionDep) -> N
 async def create_notification(
     request: Request, repository: AdminRepositoryDep, session: SessionDep, runtime: RuntimeDep
 ) -> NotificationView:
-    create = parse_create_request(await read_body(request, runtime.settings.max_request_bytes))
+    # The body is complete and bounded by now (dispatcher.api.limits).
+    create = parse_create_request(await request.body())
     # The database work is blocking: keep it off the event loop.
     return await run_in_threadpool(_store, session, repository, create, runtime.settings)
 
@@ -104,7 +94,7 @@ def _store(
         settings=settings,
     )
     session.commit()
-    return NotificationView.of(notification)
+    return NotificationView.of(notification, settings.max_json_depth)
 
 
 @router.get(
@@ -113,8 +103,8 @@ def _store(
     summary="Get one notification",
     responses=PROBLEM_RESPONSES,
 )
-def get_notification(notification: NotificationDep) -> NotificationView:
-    return NotificationView.of(notification)
+def get_notification(notification: NotificationDep, runtime: RuntimeDep) -> NotificationView:
+    return NotificationView.of(notification, runtime.settings.max_json_depth)
 
 
 @router.delete(

@@ -6,16 +6,15 @@ Quay's JSON-schema messages (``'event' is a required property``) and answer 400,
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from dispatcher.bounds import displayable, parse_json
 from dispatcher.errors import InvalidRequestError
 from dispatcher.models import Notification
-
-TITLE_MAX = 255
+from dispatcher.service import TITLE_MAX
 
 
 class NotificationCreateRequest(BaseModel):
@@ -44,14 +43,17 @@ class NotificationView(BaseModel):
     number_of_failures: int
 
     @classmethod
-    def of(cls, notification: Notification) -> NotificationView:
+    def of(cls, notification: Notification, max_depth: int) -> NotificationView:
+        """The view of a stored notification. Values stored before the bounds of
+        :mod:`dispatcher.bounds` existed are shown within ``max_depth`` levels, so that one
+        such row cannot break a repository's list."""
         return cls(
             uuid=notification.uuid,
-            title=notification.title,
+            title=displayable(notification.title, max_depth),
             event=notification.event,
             method=notification.method,
-            config=notification.config or {},
-            event_config=notification.event_config or {},
+            config=displayable(notification.config or {}, max_depth),
+            event_config=displayable(notification.event_config or {}, max_depth),
             number_of_failures=notification.number_of_failures,
         )
 
@@ -89,13 +91,11 @@ def _describe(value: Any) -> str:
 
 
 def parse_create_request(body: bytes) -> CreateRequest:
-    """Parse and check a create body; InvalidRequestError with a Quay-style message if wrong."""
+    """Parse and check the shape of a create body; InvalidRequestError with a Quay-style
+    message if wrong. The values themselves are checked by ``service.create_notification``."""
     if not body.strip():
         raise InvalidRequestError("Missing JSON body")
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from None
+    payload = parse_json(body, "Request body")
     if payload is None:
         raise InvalidRequestError("Missing JSON body")
     if not isinstance(payload, dict):
@@ -108,13 +108,10 @@ def parse_create_request(body: bytes) -> CreateRequest:
             raise InvalidRequestError(
                 f"{_describe(payload[name])} is not of type '{label}' (field '{name}')"
             )
-    title = payload.get("title")
-    if title is not None and len(title) > TITLE_MAX:
-        raise InvalidRequestError(f"'title' is too long (maximum {TITLE_MAX} characters)")
     return CreateRequest(
         event=payload["event"],
         method=payload["method"],
         config=payload["config"],
         event_config=payload["eventConfig"],
-        title=title,
+        title=payload.get("title"),
     )

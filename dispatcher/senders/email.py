@@ -135,7 +135,7 @@ class EmailSender:
         envs = environments(self._settings.templates_dir)
         event = context.event.name
         domain = self._settings.mail_from.rpartition("@")[2].strip(" >") or "localhost"
-        return EmailMessageData(
+        message = EmailMessageData(
             sender=self._settings.mail_from,
             recipient=str(recipient),
             subject=" ".join(str(variables["summary"]).split()),
@@ -144,6 +144,12 @@ class EmailSender:
             message_id=f"<{context.delivery_id}@{domain}>",
             date=format_datetime(context.attempt_at),
         )
+        try:
+            for part in (message.subject, message.text, message.html):
+                part.encode("utf-8")
+        except UnicodeEncodeError:  # event data stored before it was checked
+            raise PermanentDeliveryError("e-mail: event data is not valid Unicode") from None
+        return message
 
     async def send(self, message: EmailMessageData) -> Receipt:
         """One SMTP session on a thread of the event loop's executor (smtplib blocks)."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from dispatcher.config import Settings
-from dispatcher.errors import InvalidRequestError
+from dispatcher.errors import InvalidRequestError, PermanentDeliveryError
 from dispatcher.netguard import check_url
 from dispatcher.rendering import environments, message_variables, mrkdwn_escape, render
 from dispatcher.senders import http
@@ -41,6 +41,7 @@ class SlackMessage:
 
     url: str
     payload: dict[str, Any]
+    body: bytes
     target: str
     secrets: tuple[str, ...]
 
@@ -90,9 +91,16 @@ class SlackSender(http.HttpSender):
                 }
             ],
         }
+        try:
+            body = json.dumps(payload, ensure_ascii=False).encode()
+        except (ValueError, RecursionError) as exc:  # stored before event data was bounded
+            raise PermanentDeliveryError(
+                f"Slack message cannot be encoded: {type(exc).__name__}"
+            ) from None
         return SlackMessage(
             url=url,
             payload=payload,
+            body=body,
             target=http.mask_url(url, hide_path=True),
             secrets=tuple(http.url_secrets(url, path_is_secret=True)),
         )
@@ -102,7 +110,7 @@ class SlackSender(http.HttpSender):
             self._transport,
             self._settings,
             url=message.url,
-            body=json.dumps(message.payload, ensure_ascii=False).encode(),
+            body=message.body,
             headers={"Content-Type": "application/json"},
             label="Slack",
             target=message.target,

@@ -63,7 +63,7 @@ def validate_config(config: dict[str, Any], settings: Settings) -> dict[str, Any
             )
         if template.strip():
             try:
-                validate_template(template)
+                validate_template(template, settings.max_json_depth, settings.max_expression_chars)
             except JSONTemplateError as exc:
                 raise InvalidRequestError(str(exc)) from None
     secret = config.get("secret")
@@ -115,10 +115,18 @@ class WebhookSender(http.HttpSender):
         payload: Any = context.data
         if isinstance(template, str) and template.strip():
             try:
-                payload = compile_template(template).apply(context.data)
+                settings = self._settings
+                payload = compile_template(
+                    template, settings.max_json_depth, settings.max_expression_chars
+                ).apply(context.data)
             except JSONTemplateError as exc:
                 raise PermanentDeliveryError(f"webhook template: {exc}") from None
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        except (ValueError, RecursionError) as exc:  # stored before event data was bounded
+            raise PermanentDeliveryError(
+                f"webhook body cannot be encoded: {type(exc).__name__}"
+            ) from None
         timestamp = int(context.attempt_at.timestamp())
         headers = [
             ("Content-Type", "application/json"),

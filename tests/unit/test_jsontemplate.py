@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
+from dispatcher.config import Settings
 from dispatcher.jsontemplate import JSONTemplate, JSONTemplateError, validate_template
+
+LIMITS = Settings()
+DEPTH, CHARS = LIMITS.max_json_depth, LIMITS.max_expression_chars
 
 DATA = {
     "thing": 1234,
@@ -22,7 +27,7 @@ DATA = {
 
 
 def apply(template: Any) -> Any:
-    return JSONTemplate(json.dumps(template)).apply(DATA)
+    return JSONTemplate(json.dumps(template), max_depth=DEPTH, max_chars=CHARS).apply(DATA)
 
 
 @pytest.mark.parametrize(
@@ -75,9 +80,16 @@ def test_no_placeholders_copies_the_template() -> None:
 )
 def test_invalid_templates_are_rejected_with_quays_messages(text: str, message: str) -> None:
     with pytest.raises(JSONTemplateError) as caught:
-        validate_template(text)
+        validate_template(text, DEPTH, CHARS)
     assert str(caught.value).startswith(message)
 
 
 def test_validation_applies_to_empty_data() -> None:
-    validate_template('{"repo": "${repository}", "tags": "${updated_tags[*]}"}')
+    validate_template('{"repo": "${repository}", "tags": "${updated_tags[*]}"}', DEPTH, CHARS)
+
+
+def test_a_template_of_unclosed_placeholders_is_scanned_in_linear_time() -> None:
+    started = time.perf_counter()
+    text = json.dumps({"x": "${" * 15_000})
+    JSONTemplate(text, max_depth=DEPTH, max_chars=CHARS).apply(DATA)
+    assert time.perf_counter() - started < 0.5
