@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +22,12 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import text
 
 from dispatcher import tokens
 from dispatcher.api import create_app
+from dispatcher.api.server import server_config
 from dispatcher.config import Settings
 from dispatcher.db import Base, upgrade
 from dispatcher.doorbell import RecordingDoorbell
@@ -86,6 +89,7 @@ def settings_for(database_url: str, **overrides: object) -> Settings:
         "server_hostname": "quay.example.com",
         "preferred_url_scheme": "https",
         "allowed_networks": "",
+        "log_level": "WARNING",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -107,10 +111,18 @@ class LiveServer:
 def live_server(database_url: str) -> Iterator[LiveServer]:
     """The API on a real loopback port, on this backend's database."""
     runtime = create_runtime(settings_for(database_url), doorbell=RecordingDoorbell())
+    with serving(runtime) as base_url:
+        yield LiveServer(runtime=runtime, base_url=base_url)
+    runtime.close()
+
+
+@contextmanager
+def serving(runtime: Runtime, app: FastAPI | None = None) -> Iterator[str]:
+    """The API of ``runtime`` (or ``app``) served as ``dispatcher serve`` serves it (same
+    protocol, limits and logging set-up) on a free loopback port; yields its base URL."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(runtime), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
+    app = app or create_app(runtime)
+    config = server_config(app, runtime.settings, host="127.0.0.1", port=port)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -119,10 +131,11 @@ def live_server(database_url: str) -> Iterator[LiveServer]:
         if time.monotonic() > deadline:
             raise RuntimeError("API server did not start")
         time.sleep(0.02)
-    yield LiveServer(runtime=runtime, base_url=f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(timeout=10)
-    runtime.close()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from dispatcher.api import create_app
+    from dispatcher.api.server import server_config
     from dispatcher.config import get_settings
     from dispatcher.db import upgrade
     from dispatcher.logs import configure_logging
@@ -43,12 +44,10 @@ def _serve(args: argparse.Namespace) -> int:
         embedded = start_embedded(runtime)
     try:
         signal.signal(signal.SIGTERM, _exit_cleanly)
-        uvicorn.run(
-            app,
-            host=args.host or settings.host,
-            port=args.port or settings.port,
-            log_level=settings.log_level.lower(),
+        config = server_config(
+            app, settings, host=args.host or settings.host, port=args.port or settings.port
         )
+        uvicorn.Server(config).run()
     finally:
         if embedded is not None:
             embedded.stop()
