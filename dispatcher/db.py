@@ -6,6 +6,8 @@ API threads, the in-process worker and the scheduler can share one file.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,14 +26,23 @@ class Base(DeclarativeBase):
 
 
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
-    """An engine for ``database_url`` with the pragmas and pool settings dispatcher relies on."""
+    """An engine for ``database_url`` with the pragmas and pool settings dispatcher relies on.
+
+    Statement parameters never appear in errors (they hold callers' data and token hashes), and
+    a stored JSON value the parser cannot follow reads as ``{}`` instead of failing the query
+    that reads it (values written before dispatcher bounded nesting)."""
+    common: dict[str, Any] = {"hide_parameters": True, "json_deserializer": load_stored_json}
     if database_url.startswith("sqlite"):
         engine = create_engine(
-            database_url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+            database_url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            **common,
+            **kwargs,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     options: dict[str, Any] = {
+        **common,
         "pool_pre_ping": True,
         "pool_size": 10,
         "max_overflow": 20,
@@ -40,6 +51,16 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
     }
     options.update(kwargs)
     return create_engine(database_url, **options)
+
+
+def load_stored_json(text: str | bytes) -> Any:
+    """A JSON column's value; ``{}`` (and a warning) for one nested beyond what the parser can
+    follow, so that one such row cannot make every query that reads it fail."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        logging.getLogger(__name__).warning("a stored JSON value is nested too deeply to read")
+        return {}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

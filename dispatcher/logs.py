@@ -17,29 +17,42 @@ It logs on ``dispatcher.attempts`` at INFO (WARNING when the outcome is not ``su
 :func:`configure_logging` installs one handler on the root logger with a :class:`SecretFilter`
 and a formatter that scrubs the final text too (tracebacks included): ``whsec_…`` signing
 secrets, bearer tokens (and ``dsp_…`` token secrets), Slack hook paths, passwords in URLs.
+Every line of the process goes through it: uvicorn's and Celery's loggers propagate to the
+root, warnings are captured, and uncaught exceptions (of any thread) are logged, not printed.
+A line logged while a request or a delivery is being handled carries its ``request_id`` or
+``delivery_id`` (:data:`REQUEST_ID`, :data:`DELIVERY_ID`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
+import threading
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any, TextIO
 
+from dispatcher.bounds import linear
 from dispatcher.config import Settings
 
 ATTEMPT_LOGGER = "dispatcher.attempts"
 MASK = "***"
 
+# The request an API line belongs to, and the delivery a worker line belongs to.
+REQUEST_ID: ContextVar[str | None] = ContextVar("dispatcher_request_id", default=None)
+DELIVERY_ID: ContextVar[str | None] = ContextVar("dispatcher_delivery_id", default=None)
+
+# On RE2: a log line may carry a caller's text (a URL path of 30,000 letters), and Python's
+# engine would rescan it from every position for the URL pattern, for seconds.
 _SECRETS = (
-    (re.compile(r"whsec_[A-Za-z0-9+/=_-]+"), f"whsec_{MASK}"),
-    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), rf"\1 {MASK}"),
-    (re.compile(r"\bdsp_[A-Za-z0-9_-]+"), f"dsp_{MASK}"),
-    (re.compile(r"(hooks\.slack(?:-gov)?\.com/)[^\s\"'?#]+"), rf"\1{MASK}"),
-    (re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@"), rf"\1{MASK}@"),
-    (re.compile(r"(?i)(password|passwd|secret|token)=[^\s&\"']+"), rf"\1={MASK}"),
+    (linear(r"whsec_[A-Za-z0-9+/=_-]+"), f"whsec_{MASK}"),
+    (linear(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), rf"\1 {MASK}"),
+    (linear(r"\bdsp_[A-Za-z0-9_-]+"), f"dsp_{MASK}"),
+    (linear(r"(hooks\.slack(?:-gov)?\.com/)[^\s\"'?#]+"), rf"\1{MASK}"),
+    (linear(r"(?i)([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@"), rf"\1{MASK}@"),
+    (linear(r"(?i)(password|passwd|secret|token)=[^\s&\"']+"), rf"\1={MASK}"),
 )
 
 # Attributes every LogRecord has; anything else on a record came in through ``extra``.
@@ -62,7 +75,8 @@ def describe_target(method: str, config: dict[str, Any]) -> str:
 
 
 class SecretFilter(logging.Filter):
-    """Rewrites each record's message (arguments merged in) with :func:`scrub`."""
+    """Rewrites each record's message (arguments merged in) with :func:`scrub`, and adds the
+    request or delivery the line belongs to."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -70,6 +84,10 @@ class SecretFilter(logging.Filter):
         except (TypeError, ValueError):
             message = str(record.msg)
         record.msg, record.args = scrub(message), None
+        for name, variable in (("request_id", REQUEST_ID), ("delivery_id", DELIVERY_ID)):
+            value = variable.get()
+            if value is not None and not hasattr(record, name):
+                setattr(record, name, value)
         return True
 
 
@@ -117,6 +135,35 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     handler.dispatcher_handler = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
+    # Libraries that bring their own handlers would print past the formatter and the scrubber.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery", "sqlalchemy"):
+        library = logging.getLogger(name)
+        library.handlers.clear()
+        library.propagate = True
+    # alembic announces each of its plugins at INFO on every start: noise, not news
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught(
+    kind: type[BaseException], value: BaseException, traceback: TracebackType | None
+) -> None:
+    logging.getLogger("dispatcher").critical(
+        "uncaught exception", exc_info=(kind, value, traceback)
+    )
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    thread = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("dispatcher").critical(
+        "uncaught exception in thread %s",
+        thread,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )
 
 
 def log_attempt(

@@ -55,6 +55,7 @@ def run_sweeper(runtime: Runtime, stop: threading.Event) -> None:
     error is logged and the next tick tries again: the sweep must outlive an outage.
     Every ``settings.retention_interval`` seconds it also prunes the delivery log."""
     next_prune = time.monotonic()
+    log.info("scheduler started: sweeping every %g s", runtime.settings.sweep_interval)
     while not stop.is_set():
         if time.monotonic() >= next_prune:
             next_prune = time.monotonic() + runtime.settings.retention_interval

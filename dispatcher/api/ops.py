@@ -1,12 +1,14 @@
-"""Operating the API: ``/metrics``, ``/healthz``, ``/readyz``, request metrics and the 503 the
-API answers while its database is down.
+"""Operating the API: ``/metrics``, ``/healthz``, ``/readyz``, request metrics, request ids and
+the 503 the API answers while its database is down.
 
 :func:`install_operations` wires all of it into an app; ``create_app`` calls it.
 """
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -20,6 +22,7 @@ from dispatcher import health, metrics
 from dispatcher.api.deps import RuntimeDep
 from dispatcher.api.problems import Problem, problem_response
 from dispatcher.errors import DatabaseUnavailableError
+from dispatcher.logs import REQUEST_ID
 
 router = APIRouter(tags=["operations"])
 
@@ -77,6 +80,46 @@ class RequestMetricsMiddleware:
             metrics.HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - started)
 
 
+class RequestIdMiddleware:
+    """Gives every request an id: the caller's ``X-Request-ID`` when it is a plain token (at
+    most 128 letters, digits and ``._:-``), a new one otherwise. The id is echoed in the
+    response's ``X-Request-ID`` and carried by every log line of the request (uvicorn's access
+    line included: it is written from the request's task)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        token = REQUEST_ID.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+        # Reset only on success: a failure is logged above this middleware (uvicorn's
+        # "Exception in ASGI application"), and that line must carry the id too. The server
+        # runs each request in a task of its own, so the id does not outlive the request.
+        REQUEST_ID.reset(token)
+
+
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        given = bytes(value).strip()
+        if name == b"x-request-id" and _REQUEST_ID.fullmatch(given):
+            return given.decode("ascii")
+    return uuid.uuid4().hex
+
+
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None) if isinstance(route, BaseRoute) else None
@@ -103,5 +146,6 @@ def install_operations(app: FastAPI) -> None:
     """Add the operations routes, the request-metrics middleware and the 503 mapping."""
     app.include_router(router)
     app.add_middleware(RequestMetricsMiddleware)
+    app.add_middleware(RequestIdMiddleware)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(PoolTimeoutError, _database_error)

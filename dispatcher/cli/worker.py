@@ -42,6 +42,7 @@ def _worker(args: argparse.Namespace) -> int:
             "dispatcher worker needs DISPATCHER_BROKER_URL (e.g. redis://localhost:6379/0); "
             "without a broker, `dispatcher serve` delivers in-process"
         )
+    configure_logging(settings)
     upgrade(settings.database_url)
     # Our handler and secret filter instead of Celery's own logging set-up.
     setup_logging.connect(lambda **_: configure_logging(settings), weak=False)
@@ -49,9 +50,12 @@ def _worker(args: argparse.Namespace) -> int:
     start_metrics_server(settings)
     app = create_celery(settings)
     app.dispatcher_context.attach()
-    argv = ["worker", f"--pool={args.pool}", f"--queues={settings.worker_queue}"]
+    # The banner is a picture, not a log line; --quiet is an option of celery, not of worker.
+    argv = ["--quiet"] if settings.log_format == "json" else []
+    argv += ["worker", f"--pool={args.pool}", f"--queues={settings.worker_queue}"]
     argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     argv.append(f"--loglevel={settings.log_level}")
+    _log_celery_notices()
     if args.concurrency:
         argv.append(f"--concurrency={args.concurrency}")
     extra = list(args.celery_args)
@@ -59,3 +63,19 @@ def _worker(args: argparse.Namespace) -> int:
         extra = extra[1:]
     app.worker_main(argv + extra)
     return 0
+
+
+def _log_celery_notices() -> None:
+    """Celery writes its shutdown notices (``worker: Warm shutdown (MainProcess)``) straight to
+    the terminal's file descriptors; send them through logging, like every other line of the
+    process, so they are formatted (one JSON object with JSON logs) and scrubbed."""
+    import logging
+
+    from celery.apps import worker as celery_worker
+
+    notices = logging.getLogger("celery.worker")
+
+    def say(message: str, _stream: object = None) -> None:
+        notices.warning("%s", message.strip())
+
+    celery_worker.safe_say = say

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.config import Settings
 from dispatcher.delivery import Job, Outcome, attempt, released
+from dispatcher.logs import DELIVERY_ID
 from dispatcher.models import utcnow
 from dispatcher.recording import record
 from dispatcher.senders.base import Sender
@@ -189,6 +190,7 @@ class SenderPool:
             task.add_done_callback(self._tasks.discard)
 
     async def _send(self, key: str, job: Job) -> None:
+        DELIVERY_ID.set(job.delivery_id)  # this task's lines name its delivery
         try:
             outcome = await attempt(job, self._registry)
         finally:
