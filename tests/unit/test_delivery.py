@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import random
 import threading
 import time
@@ -16,6 +19,7 @@ from sqlalchemy import select
 from dispatcher import producer
 from dispatcher.delivery import Job, Outcome, claim, claim_due, retry_delay
 from dispatcher.doorbell import RecordingDoorbell
+from dispatcher.logs import configure_logging
 from dispatcher.models import Attempt, Delivery, Notification, utcnow
 from dispatcher.recording import record
 from dispatcher.runtime import Runtime
@@ -584,3 +588,27 @@ def test_submit_after_stop_sends_nothing_and_does_not_raise(
     pool.submit(claim(runtime.sessions, ids, runtime.settings))
     assert sender.sent == []
     assert delivery(runtime, ids[0]).claim_token is not None  # the lease runs out, then a retry
+
+
+def test_a_line_logged_while_sending_names_its_delivery(db_url: str, sender: FakeSender) -> None:
+    """The sender of delivery D fails with a bug: the traceback line carries D's id."""
+    runtime = make_runtime(db_url)
+    notify(runtime, ["boom"])
+    (did,) = emit(runtime)
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging(runtime.settings.model_copy(update={"log_format": "json"}), stream)
+    pool = SenderPool(runtime.sessions, runtime.settings, {"webhook": sender})
+    try:
+        pool.submit(claim(runtime.sessions, [did], runtime.settings))
+        assert pool.wait_idle(10)
+    finally:
+        pool.stop(10)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        runtime.close()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    internal = [line for line in lines if "internal error" in line["message"]]
+    assert internal and all(line["delivery_id"] == did for line in internal), lines
+    assert all(line.get("delivery_id") in (None, did) for line in lines)
