@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -36,6 +35,17 @@ def parse_duration(text: str) -> float:
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: must be positive")
     return seconds
+
+
+def packaged_templates_dir() -> Path:
+    """The templates shipped in the package (``dispatcher.templates``), wherever it is installed:
+    a wheel in site-packages, an editable checkout (its top-level ``templates/``) or an image."""
+    root = files("dispatcher.templates")
+    if not isinstance(root, Path):  # e.g. a zip import: Jinja's file loader needs a directory
+        raise RuntimeError(
+            f"dispatcher.templates is not a directory ({root}): set DISPATCHER_TEMPLATES_DIR"
+        )
+    return root
 
 
 class Settings(BaseSettings):
@@ -89,7 +99,7 @@ class Settings(BaseSettings):
     webhook_client_cert: Path | None = None
     webhook_client_key: Path | None = None
 
-    templates_dir: Path = Field(default=DEFAULT_TEMPLATES_DIR)
+    templates_dir: Path = Field(default_factory=packaged_templates_dir)
 
     # delivery pipeline: doorbell, sender pool, recorder, sweep
     ring_lease_seconds: float = Field(default=30.0, gt=0)
