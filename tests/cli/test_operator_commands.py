@@ -4,6 +4,7 @@ per-run PostgreSQL database."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -189,3 +190,23 @@ def test_help(command: tuple[str, ...], tmp_path: Path) -> None:
     )
     assert result.returncode == 0
     assert "usage: dispatcher " + " ".join(command) in result.stdout
+
+
+def test_a_closed_stdout_ends_quietly(database: Runtime, cli: CLI) -> None:
+    """``dispatcher deliveries list UUID --json | head -1``: the reader is gone before the
+    command writes; it ends with SIGPIPE's status and says nothing."""
+    with database.sessions.begin() as session:
+        notification = add_notification(session)
+        add_delivery(session, notification)
+    process = subprocess.Popen(
+        [COMMAND, "deliveries", "list", notification.uuid, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "DISPATCHER_DATABASE_URL": cli.database_url},
+        cwd=cli.cwd,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(60) == 141
+    assert stderr == b""
