@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from dispatcher import service, tokens
@@ -36,16 +37,21 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def bearer_secret(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return secret.strip() or None
+# Declares the bearer scheme in OpenAPI (the docs' "Authorize" button). It never answers by
+# itself (auto_error=False): a missing or malformed header reaches tokens.authenticate as None,
+# which answers Quay's 401.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="A token from `dispatcher tokens create`, sent as `Authorization: Bearer <token>`.",
+)
 
 
-def get_principal(request: Request, session: SessionDep) -> tokens.Principal:
-    return tokens.authenticate(session, bearer_secret(request))
+def get_principal(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+    session: SessionDep,
+) -> tokens.Principal:
+    return tokens.authenticate(session, credentials.credentials if credentials else None)
 
 
 PrincipalDep = Annotated[tokens.Principal, Depends(get_principal)]
