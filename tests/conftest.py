@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import text
 
 from dispatcher import tokens
@@ -103,25 +105,44 @@ class LiveServer:
     base_url: str
 
 
-@pytest.fixture(scope="session")
-def live_server(database_url: str) -> Iterator[LiveServer]:
-    """The API on a real loopback port, on this backend's database."""
-    runtime = create_runtime(settings_for(database_url), doorbell=RecordingDoorbell())
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """``app`` served by uvicorn on a loopback port, in a thread; yields its base URL."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(runtime), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("API server did not start")
-        time.sleep(0.02)
-    yield LiveServer(runtime=runtime, base_url=f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(timeout=10)
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def client_for() -> Iterator[Callable[[Runtime], httpx.Client]]:
+    """Makes an HTTP client of the API on ``runtime``, served on loopback for this test."""
+    with ExitStack() as stack:
+
+        def make(runtime: Runtime) -> httpx.Client:
+            base_url = stack.enter_context(serving(create_app(runtime)))
+            return stack.enter_context(httpx.Client(base_url=base_url, timeout=10))
+
+        yield make
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str) -> Iterator[LiveServer]:
+    """The API on a real loopback port, on this backend's database."""
+    runtime = create_runtime(settings_for(database_url), doorbell=RecordingDoorbell())
+    with serving(create_app(runtime)) as base_url:
+        yield LiveServer(runtime=runtime, base_url=base_url)
     runtime.close()
 
 

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from dispatcher import service, tokens
@@ -30,8 +31,18 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def get_session(runtime: RuntimeDep) -> Iterator[Session]:
-    with runtime.sessions() as session:
+    session = runtime.sessions()
+    try:
         yield session
+    finally:
+        try:
+            session.close()
+        except DBAPIError as exc:
+            # Closing rolls back. When the database dropped the connection, that fails too,
+            # after the answer (a 503) has started: the connection is invalidated and nothing
+            # is left to undo, so raising would only make the server reset the client.
+            if not exc.connection_invalidated:
+                raise
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
