@@ -33,6 +33,11 @@ def cli_runtime() -> Iterator[Runtime]:
         runtime.close()
 
 
+def counted(count: int, singular: str, plural: str) -> str:
+    """``1 delivery``, ``2 deliveries``, ``0 deliveries``."""
+    return f"{count} {singular if count == 1 else plural}"
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Aligned columns on stdout; an empty result prints the headers alone."""
     cells = [[str(value) if value is not None else "-" for value in row] for row in rows]
