@@ -18,7 +18,12 @@ def test_every_package_of_the_tree_ships_in_the_wheel() -> None:
         ".".join(init.parent.relative_to(ROOT).parts)
         for init in (ROOT / "dispatcher").rglob("__init__.py")
     }
-    assert set(setuptools["packages"]) == on_disk | {"dispatcher.templates"}
+    templates = {
+        f"dispatcher.templates.{folder.name}"
+        for folder in (ROOT / "templates").iterdir()
+        if folder.is_dir() and folder.name != "__pycache__"
+    }
+    assert set(setuptools["packages"]) == on_disk | {"dispatcher.templates"} | templates
     assert setuptools["package-dir"] == {"dispatcher.templates": "templates"}
 
 
