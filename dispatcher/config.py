@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -36,6 +35,51 @@ def parse_duration(text: str) -> float:
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: must be positive")
     return seconds
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# The databases dispatcher runs on, by URL scheme, and the SQLAlchemy driver each one uses.
+_DATABASE_DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+
+
+def normalize_database_url(url: str) -> str:
+    """``url`` with the driver dispatcher installs: ``postgres://`` and ``postgresql://`` (whose
+    SQLAlchemy default, psycopg2, is not installed) become ``postgresql+psycopg://``.
+
+    Raises ValueError naming the database when it is neither SQLite nor PostgreSQL. Messages
+    never repeat the URL: it may hold a password."""
+    scheme, separator, rest = url.strip().partition("://")
+    if not separator:
+        raise ValueError(
+            "not a database URL; use sqlite:///PATH or postgresql://USER:PASSWORD@HOST/NAME"
+        )
+    driver = _DATABASE_DRIVERS.get(scheme.lower())
+    if driver is None:
+        name = scheme.partition("+")[0].lower()
+        if name in ("postgres", "postgresql", "sqlite"):
+            raise ValueError(
+                f"driver {scheme!r} is not supported; use {name}:// (psycopg is built in)"
+            )
+        raise ValueError(f"database {name!r} is not supported; use SQLite or PostgreSQL")
+    return f"{driver}://{rest}"
+
+
+def packaged_templates_dir() -> Path:
+    """The templates shipped in the package (``dispatcher.templates``), wherever it is installed:
+    a wheel in site-packages, an editable checkout (its top-level ``templates/``) or an image."""
+    root = files("dispatcher.templates")
+    if not isinstance(root, Path):  # e.g. a zip import: Jinja's file loader needs a directory
+        raise RuntimeError(
+            f"dispatcher.templates is not a directory ({root}): set DISPATCHER_TEMPLATES_DIR"
+        )
+    return root
 
 
 class Settings(BaseSettings):
@@ -80,7 +124,7 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=120.0, gt=0)
     sweep_interval: float = Field(default=1.0, gt=0)
     delivery_retention: str = "14d"
-    worker_metrics_port: int | None = None
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
 
@@ -97,7 +141,7 @@ class Settings(BaseSettings):
     webhook_client_cert: Path | None = None
     webhook_client_key: Path | None = None
 
-    templates_dir: Path = Field(default=DEFAULT_TEMPLATES_DIR)
+    templates_dir: Path = Field(default_factory=packaged_templates_dir)
 
     # delivery pipeline: doorbell, sender pool, recorder, sweep
     ring_lease_seconds: float = Field(default=30.0, gt=0)
@@ -117,6 +161,19 @@ class Settings(BaseSettings):
     readiness_timeout: float = Field(default=2.0, gt=0)
     cli_progress_every: int = Field(default=50, ge=1)
     worker_metrics_host: str = "127.0.0.1"
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @field_validator("retry_schedule")
     @classmethod

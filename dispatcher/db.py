@@ -10,13 +10,14 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Alembic's package-resource form: the migrations are found through importlib.resources
+# wherever dispatcher is installed. The repository's alembic.ini names the same location.
+MIGRATIONS = "dispatcher:migrations"
 # The newest migration; a test checks it against the migration scripts.
 HEAD_REVISION = "0001"
 
@@ -84,19 +85,31 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def alembic_config(database_url: str) -> Any:
+    """The Alembic configuration ``dispatcher db`` runs with: alembic.ini's, on ``database_url``."""
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", MIGRATIONS)
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Apply the migrations up to ``revision`` (the newest by default)."""
+    """Apply the migrations up to ``revision`` (the newest by default).
+
+    Raises alembic's CommandError for a revision that does not exist."""
     from alembic import command
 
     command.upgrade(alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    """Revert the migrations down to ``revision`` (``-1`` one step, ``base`` all of them).
+
+    Raises alembic's CommandError for a revision that does not exist."""
+    from alembic import command
+
+    command.downgrade(alembic_config(database_url), revision)
 
 
 def ensure_schema(engine: Engine, database_url: str) -> None:

@@ -1,4 +1,4 @@
-"""Readiness checks: can this process reach its database and its broker?
+"""Readiness checks: can this process reach its database and its broker, and load its templates?
 
 Each check returns None when the dependency answers, or a short reason a person can act on.
 Reasons name the failing dependency and the error's type, never a URL (it may hold a password).
@@ -6,6 +6,7 @@ Reasons name the failing dependency and the error's type, never a URL (it may ho
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, text
@@ -40,9 +41,32 @@ def check_broker(settings: Settings) -> str | None:
     return None
 
 
+# The templates every e-mail and Slack message falls back to: without them nothing renders.
+FALLBACK_TEMPLATES = ("email/_default.txt", "email/_default.html", "slack/_default.txt")
+
+
+def check_templates(templates_dir: Path) -> str | None:
+    """The message templates load and compile (names the directory: it holds no secret)."""
+    import jinja2
+
+    from dispatcher.rendering import environments
+
+    env = environments(templates_dir).text
+    for name in FALLBACK_TEMPLATES:
+        try:
+            env.get_template(name)
+        except jinja2.TemplateError as exc:
+            return f"templates cannot be loaded from {templates_dir} ({name}: {type(exc).__name__})"
+    return None
+
+
 def readiness_problems(engine: Engine, settings: Settings) -> list[str]:
     """Every reason this process is not ready; empty when it is."""
-    reasons = [check_database(engine), check_broker(settings)]
+    reasons = [
+        check_database(engine),
+        check_broker(settings),
+        check_templates(settings.templates_dir),
+    ]
     return [reason for reason in reasons if reason is not None]
 
 

@@ -68,8 +68,9 @@ def _is_public(address: IPAddress) -> bool:
 
 
 def check_url(url: str, settings: Settings) -> None:
-    """Create-time check of a webhook or Slack URL; raises ``InvalidRequestError("Invalid
-    webhook URL")`` for a bad scheme, no host, ``localhost``, or a literal non-public address
+    """Create-time check of a webhook or Slack URL; raises ``InvalidRequestError`` with Quay's
+    ``Invalid webhook URL`` for a bad scheme or no host, and the same words followed by the
+    reason and the setting that allows it for ``localhost`` or a literal non-public address
     outside ``settings.networks``. Names are not resolved here (that happens at connect time)."""
     try:
         parts = urlsplit(url)
@@ -88,11 +89,33 @@ def check_url(url: str, settings: Settings) -> None:
     hostname = hostname.rstrip(".").lower()
     if hostname == "localhost" or hostname.endswith(".localhost"):
         if not any(is_allowed_address(ip, settings) for ip in _LOCALHOST_ADDRESSES):
-            raise InvalidRequestError(INVALID_URL_MESSAGE)
+            raise _not_allowed(hostname, _LOCALHOST_ADDRESSES[0])
         return
     literal = literal_address(hostname)
     if literal is not None and not is_allowed_address(literal, settings):
-        raise InvalidRequestError(INVALID_URL_MESSAGE)
+        raise _not_allowed(hostname, literal)
+
+
+def _not_allowed(hostname: str, address: IPAddress) -> InvalidRequestError:
+    """Quay's message first, then why, and the setting that would allow it."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    kind = next(
+        (name for name, applies in _ADDRESS_KINDS if applies(address)), "not a public address"
+    )
+    return InvalidRequestError(
+        f"{INVALID_URL_MESSAGE}: {hostname} is {kind}; set DISPATCHER_ALLOWED_NETWORKS to allow it"
+    )
+
+
+# The first that applies names why an address is refused (link-local ones count as private too).
+_ADDRESS_KINDS: tuple[tuple[str, Callable[[IPAddress], bool]], ...] = (
+    ("a loopback address", lambda address: address.is_loopback),
+    ("a link-local address", lambda address: address.is_link_local),
+    ("an unspecified address", lambda address: address.is_unspecified),
+    ("a multicast address", lambda address: address.is_multicast),
+    ("a private address", lambda address: address.is_private),
+)
 
 
 @lru_cache(maxsize=4096)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import jinja2
@@ -29,7 +29,9 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from dispatcher.config import Settings
 from dispatcher.errors import PermanentDeliveryError
-from dispatcher.senders.base import RenderContext
+
+if TYPE_CHECKING:  # dispatcher.senders imports this module: a runtime import would be a cycle
+    from dispatcher.senders.base import RenderContext
 
 DEFAULT_TEMPLATE = "_default"
 _MRKDWN_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})

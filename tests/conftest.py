@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,14 +128,26 @@ def serving(runtime: Runtime, app: FastAPI | None = None) -> Iterator[str]:
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("API server did not start")
-        time.sleep(0.02)
+        time.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def client_for() -> Iterator[Callable[[Runtime], httpx.Client]]:
+    """Makes an HTTP client of the API on ``runtime``, served on loopback for this test."""
+    with ExitStack() as stack:
+
+        def make(runtime: Runtime) -> httpx.Client:
+            base_url = stack.enter_context(serving(runtime))
+            return stack.enter_context(httpx.Client(base_url=base_url, timeout=10))
+
+        yield make
 
 
 @pytest.fixture

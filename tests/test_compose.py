@@ -110,7 +110,9 @@ def test_workers_scale(compose: dict[str, Any]) -> None:
 
 def test_dockerfile_builds_from_real_paths(dockerfile: list[tuple[str, str]]) -> None:
     assert dockerfile[0] == ("FROM", "python:3.11-slim")
-    assert any(kind == "RUN" and "pip install ." in args for kind, args in dockerfile)
+    assert any(
+        kind == "RUN" and re.search(r"pip install .* \.(\s|$)", args) for kind, args in dockerfile
+    )
     copied = [args.split() for kind, args in dockerfile if kind == "COPY"]
     sources = [source for parts in copied for source in parts[:-1]]
     assert "templates/" in sources
@@ -120,6 +122,56 @@ def test_dockerfile_builds_from_real_paths(dockerfile: list[tuple[str, str]]) ->
     assert pyproject["project"]["scripts"]["dispatcher"] == "dispatcher.cli:main"
     (cmd,) = [args for kind, args in dockerfile if kind == "CMD"]
     parse(yaml.safe_load(cmd))
-    env = " ".join(args for kind, args in dockerfile if kind == "ENV")
-    assert "DISPATCHER_TEMPLATES_DIR=/app/templates" in env
     assert ("WORKDIR", "/app") in dockerfile
+
+
+def test_image_installs_with_the_pinned_versions(dockerfile: list[tuple[str, str]]) -> None:
+    kinds = [kind for kind, _ in dockerfile]
+    (install,) = [args for kind, args in dockerfile if kind == "RUN" and "pip install" in args]
+    assert "-c constraints.txt" in install
+    copies = [args for kind, args in dockerfile if kind == "COPY"]
+    # the templates install with the package: copied before pip runs, not pointed at after
+    assert any(copy.startswith("templates/") for copy in copies)
+    last_copy = max(index for index, kind in enumerate(kinds) if kind == "COPY")
+    assert last_copy < [args for _, args in dockerfile].index(install)
+    env = " ".join(args for kind, args in dockerfile if kind == "ENV")
+    assert "DISPATCHER_TEMPLATES_DIR" not in env
+
+
+def test_image_runs_the_default_as_a_user_who_can_write_its_database(
+    dockerfile: list[tuple[str, str]],
+) -> None:
+    env = dict(
+        pair.split("=", 1)
+        for kind, args in dockerfile
+        if kind == "ENV"
+        for pair in shlex.split(args)
+    )
+    url = env["DISPATCHER_DATABASE_URL"]
+    Settings(database_url=url)  # a URL dispatcher accepts
+    assert url.startswith("sqlite:////")
+    data = str(Path(url.removeprefix("sqlite:///")).parent)
+    (volume,) = [yaml.safe_load(args) for kind, args in dockerfile if kind == "VOLUME"]
+    assert volume == [data]
+    (user,) = [args for kind, args in dockerfile if kind == "USER"]
+    assert user not in ("root", "0")
+    (install,) = [args for kind, args in dockerfile if kind == "RUN" and "useradd" in args]
+    assert f"mkdir {data}" in install
+    assert re.search(rf"chown {user}(:{user})? {data}\b", install), install
+    assert install.index("useradd") < install.index("chown")
+
+
+def test_image_checks_its_health_on_readyz(
+    dockerfile: list[tuple[str, str]], compose: dict[str, Any]
+) -> None:
+    (check,) = [args for kind, args in dockerfile if kind == "HEALTHCHECK"]
+    options, _, command = check.partition("CMD ")
+    assert "--interval=" in options and "--timeout=" in options
+    argv = yaml.safe_load(command)
+    assert argv[:2] == ["python", "-c"]
+    assert "/readyz" in argv[2] and "DISPATCHER_PORT" in argv[2]
+    compile(argv[2], "HEALTHCHECK", "exec")
+    # the worker and the scheduler serve no HTTP: the image's check would mark them unhealthy
+    for name in ("worker", "scheduler"):
+        assert compose["services"][name]["healthcheck"] == {"disable": True}
+    assert "/readyz" in " ".join(compose["services"]["api"]["healthcheck"]["test"])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,19 +14,24 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from dispatcher import models  # noqa: F401
-from dispatcher.db import Base, upgrade
+from dispatcher.db import HEAD_REVISION, Base, downgrade, upgrade
 from tests.conftest import BACKENDS, fresh_database_url
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_upgrade_from_empty_matches_the_models(
+def test_upgrade_matches_the_models_and_downgrade_undoes_it(
     backend: str, tmp_path: Path, postgres_database: Callable[[], str]
 ) -> None:
     url = fresh_database_url(backend, tmp_path, postgres_database)
     upgrade(url)
-    upgrade(url)  # a second run is a no-op
+    downgrade(url, "base")
     engine = create_engine(url)
     try:
+        assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+        upgrade(url)
+        upgrade(url)  # a second run is a no-op
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             differences = compare_metadata(context, Base.metadata)
@@ -50,6 +58,29 @@ def test_fan_out_and_uuid_lookups_use_one_index(
     columns += [tuple(unique["column_names"]) for unique in uniques]
     assert ("repository_id", "event") in columns
     assert ("repository_id", "uuid") in columns
+
+
+def test_alembic_runs_from_a_checkout(tmp_path: Path) -> None:
+    """``alembic`` with the repository's alembic.ini, on DISPATCHER_DATABASE_URL."""
+    env = {**os.environ, "DISPATCHER_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+
+    def alembic(*args: str) -> str:
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "alembic"), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert f"-> {HEAD_REVISION} (head)" in alembic("history")
+    alembic("upgrade", "head")
+    assert alembic("current").strip() == f"{HEAD_REVISION} (head)"
+    alembic("downgrade", "base")
+    assert alembic("current").strip() == ""
 
 
 def test_head_revision_constant_is_the_newest_migration() -> None:

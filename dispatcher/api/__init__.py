@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 from dispatcher import __version__
 from dispatcher.api import deliveries, events, notifications
@@ -16,7 +17,9 @@ from dispatcher.runtime import Runtime
 
 
 def create_app(runtime: Runtime) -> FastAPI:
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the fastapi-offline package's copies,
+    # served by the app itself, so the reference works with no internet.
+    app = FastAPIOffline(
         title="dispatcher",
         version=__version__,
         description=(

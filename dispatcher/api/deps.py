@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from dispatcher import service, tokens
@@ -30,23 +32,38 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def get_session(runtime: RuntimeDep) -> Iterator[Session]:
-    with runtime.sessions() as session:
+    session = runtime.sessions()
+    try:
         yield session
+    finally:
+        try:
+            session.close()
+        except DBAPIError as exc:
+            # Closing rolls back. When the database dropped the connection, that fails too,
+            # after the answer (a 503) has started: the connection is invalidated and nothing
+            # is left to undo, so raising would only make the server reset the client.
+            if not exc.connection_invalidated:
+                raise
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def bearer_secret(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return secret.strip() or None
+# Declares the bearer scheme in OpenAPI (the docs' "Authorize" button). It never answers by
+# itself (auto_error=False): a missing or malformed header reaches tokens.authenticate as None,
+# which answers Quay's 401.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="A token from `dispatcher tokens create`, sent as `Authorization: Bearer <token>`.",
+)
 
 
-def get_principal(request: Request, session: SessionDep) -> tokens.Principal:
-    return tokens.authenticate(session, bearer_secret(request))
+def get_principal(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+    session: SessionDep,
+) -> tokens.Principal:
+    return tokens.authenticate(session, credentials.credentials if credentials else None)
 
 
 PrincipalDep = Annotated[tokens.Principal, Depends(get_principal)]

@@ -36,7 +36,7 @@ def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="The database and the broker can be reached",
+    summary="The database and the broker can be reached, the templates load",
     responses={503: {"model": Problem, "description": "A dependency cannot be reached"}},
 )
 def readyz(request: Request, runtime: RuntimeDep) -> Response:

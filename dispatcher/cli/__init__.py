@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
 from dispatcher import __version__
+from dispatcher.cli.common import UsageError
 from dispatcher.errors import DispatcherError
 
 COMMAND_MODULES = (
@@ -54,6 +57,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         status: int = args.handler(args)
+        sys.stdout.flush()  # here, so that a closed stdout is met below, not at exit
+    except BrokenPipeError:
+        # The reader went away (`dispatcher … | head -1`): end quietly, with the status of a
+        # command stopped by SIGPIPE, and let nothing more be written to the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    except UsageError as exc:
+        print(f"dispatcher: {exc}", file=sys.stderr)
+        return 2
     except DispatcherError as exc:
         print(f"dispatcher: {exc.message}", file=sys.stderr)
         return 1

@@ -12,6 +12,11 @@ if TYPE_CHECKING:
     from dispatcher.runtime import Runtime
 
 
+class UsageError(Exception):
+    """A mistake in the command line: :func:`dispatcher.cli.main` prints the message as one
+    line and exits with status 2, as argparse does for its own."""
+
+
 @contextmanager
 def cli_runtime() -> Iterator[Runtime]:
     """A runtime for one command, on a database upgraded to the newest schema."""
@@ -26,6 +31,11 @@ def cli_runtime() -> Iterator[Runtime]:
         yield runtime
     finally:
         runtime.close()
+
+
+def counted(count: int, singular: str, plural: str) -> str:
+    """``1 delivery``, ``2 deliveries``, ``0 deliveries``."""
+    return f"{count} {singular if count == 1 else plural}"
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from dispatcher.cli.common import cli_runtime, print_json
+from dispatcher.cli.common import cli_runtime, counted, print_json
 from dispatcher.errors import InvalidRequestError
 from dispatcher.events import EVENT_NAMES
 
@@ -61,5 +61,6 @@ def _emit(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"event_id": result.event_id, "deliveries": result.deliveries})
     else:
-        print(f"event {result.event_id}: {result.deliveries} deliveries queued")
+        queued = counted(result.deliveries, "delivery", "deliveries")
+        print(f"event {result.event_id}: {queued} queued")
     return 0

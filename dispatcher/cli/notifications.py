@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from dispatcher.cli.common import cli_runtime, print_json, print_table
+from dispatcher.cli.common import cli_runtime, counted, print_json, print_table
 
 if TYPE_CHECKING:
     from dispatcher.models import Notification
@@ -113,7 +113,7 @@ def _reset(args: argparse.Namespace) -> int:
             batch_size=runtime.settings.cli_progress_every,
             progress=_progress if len(targets) > runtime.settings.cli_progress_every else None,
         )
-    print(f"reset {count} notification(s)")
+    print(f"reset {counted(count, 'notification', 'notifications')}")
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dispatcher.cli.common import cli_runtime, print_json, print_table
+from dispatcher.cli.common import cli_runtime, counted, print_json, print_table
 
 
 def register(commands: Any) -> None:
@@ -57,5 +57,6 @@ def _remove(args: argparse.Namespace) -> int:
 
     with cli_runtime() as runtime, runtime.sessions.begin() as session:
         count = service.remove_repository(session, args.repository)
-    print(f"repository {args.repository} removed with {count} notification(s)")
+    removed = counted(count, "notification", "notifications")
+    print(f"repository {args.repository} removed with {removed}")
     return 0

@@ -18,8 +18,21 @@ def register(commands: Any) -> None:
         "`dispatcher scheduler` separately.",
     )
     serve.add_argument("--host", help="address to bind (default: DISPATCHER_HOST, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to bind (default: DISPATCHER_PORT, 8000)")
+    serve.add_argument(
+        "--port", type=port_number, help="port to bind (default: DISPATCHER_PORT, 8000)"
+    )
     serve.set_defaults(handler=_serve)
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 1 to 65535: the socket layer would silently wrap a larger number."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 1 to 65535")
+    return port
 
 
 def _serve(args: argparse.Namespace) -> int:

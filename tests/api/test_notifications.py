@@ -349,7 +349,10 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"config": {"url": "telnet://example.com"}}, "Invalid webhook URL"),
     ({"config": {"url": "http://localhost/"}}, "Invalid webhook URL"),
     ({"config": {"url": "http://localhost:5000/"}}, "Invalid webhook URL"),
-    ({"config": {"url": "https://127.0.0.1:5000/"}}, "Invalid webhook URL"),
+    (
+        {"config": {"url": "https://127.0.0.1:5000/"}},
+        "Invalid webhook URL: 127.0.0.1 is a loopback address; set DISPATCHER_ALLOWED_NETWORKS",
+    ),
     ({"config": {"url": "http://[::1]/"}}, "Invalid webhook URL"),
     ({"config": {"url": "http://10.1.2.3/"}}, "Invalid webhook URL"),
     ({"config": {"url": "http://192.168.0.5/"}}, "Invalid webhook URL"),

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
 import httpx
+import pytest
 
 OPERATIONS = {
     "listRepoNotifications": ("get", "/notification/", "200"),
@@ -60,7 +64,46 @@ def test_create_documents_its_body_and_the_view(http: httpx.Client) -> None:
     }
 
 
-def test_docs_page_is_served(http: httpx.Client) -> None:
-    response = http.get("/docs")
+def test_every_api_operation_declares_the_bearer_scheme(http: httpx.Client) -> None:
+    spec = http.get("/openapi.json").json()
+    scheme = spec["components"]["securitySchemes"]["token"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    for path, item in spec["paths"].items():
+        for verb, operation in item.items():
+            expected = [{"token": []}] if path.startswith("/api/v1/") else None
+            assert operation.get("security") == expected, (verb, path)
+
+
+class _Assets(HTMLParser):
+    """The URLs a page loads: script sources, stylesheets and icons."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "script" and values.get("src"):
+            self.urls.append(str(values["src"]))
+        if tag == "link" and values.get("href"):
+            self.urls.append(str(values["href"]))
+
+
+@pytest.mark.parametrize(
+    ("page", "needs"),
+    [("/docs", {"swagger-ui-bundle.js", "swagger-ui.css"}), ("/redoc", {"redoc.standalone.js"})],
+)
+def test_docs_pages_load_only_what_dispatcher_serves(
+    http: httpx.Client, page: str, needs: set[str]
+) -> None:
+    response = http.get(page)
     assert response.status_code == 200
-    assert "swagger" in response.text.lower()
+    assert "/openapi.json" in response.text
+    parser = _Assets()
+    parser.feed(response.text)
+    assert needs <= {url.rsplit("/", 1)[-1] for url in parser.urls}
+    for url in parser.urls:
+        assert not urlsplit(url).netloc, f"{page} loads {url} from another host"
+        asset = http.get(url)
+        assert asset.status_code == 200, url
+        assert len(asset.content) > 1000, url

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from dispatcher import tokens
-from dispatcher.api import create_app
 from dispatcher.db import upgrade
 from dispatcher.doorbell import RecordingDoorbell
 from dispatcher.models import utcnow
@@ -32,8 +34,7 @@ def sqlite_runtime(tmp_path: Path) -> Iterator[Runtime]:
     runtime.close()
 
 
-def client_for(runtime: Runtime) -> TestClient:
-    return TestClient(create_app(runtime), raise_server_exceptions=False)
+ClientFor = Callable[[Runtime], httpx.Client]
 
 
 def admin_header(runtime: Runtime) -> dict[str, str]:
@@ -42,7 +43,7 @@ def admin_header(runtime: Runtime) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
-def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape(client: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -60,13 +61,15 @@ def requests_seen(
     return samples.get(key, 0.0)
 
 
-def test_healthz(sqlite_runtime: Runtime) -> None:
+def test_healthz(sqlite_runtime: Runtime, client_for: ClientFor) -> None:
     response = client_for(sqlite_runtime).get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
 
-def test_request_counters_move_by_route_template(sqlite_runtime: Runtime) -> None:
+def test_request_counters_move_by_route_template(
+    sqlite_runtime: Runtime, client_for: ClientFor
+) -> None:
     client = client_for(sqlite_runtime)
     with sqlite_runtime.sessions.begin() as session:
         uuid = add_notification(session).uuid
@@ -101,7 +104,9 @@ def test_request_counters_move_by_route_template(sqlite_runtime: Runtime) -> Non
     assert after[latency] - before.get(latency, 0.0) == 2
 
 
-def test_queue_gauges_come_from_the_database(sqlite_runtime: Runtime) -> None:
+def test_queue_gauges_come_from_the_database(
+    sqlite_runtime: Runtime, client_for: ClientFor
+) -> None:
     with sqlite_runtime.sessions.begin() as session:
         notification = add_notification(session)
         add_delivery(
@@ -121,7 +126,7 @@ def test_queue_gauges_come_from_the_database(sqlite_runtime: Runtime) -> None:
     assert 299 <= age < 400
 
 
-def test_readyz_is_503_when_the_database_is_unreachable() -> None:
+def test_readyz_is_503_when_the_database_is_unreachable(client_for: ClientFor) -> None:
     url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x"
     runtime = create_runtime(settings_for(url), doorbell=RecordingDoorbell())
     try:
@@ -135,7 +140,9 @@ def test_readyz_is_503_when_the_database_is_unreachable() -> None:
     assert "127.0.0.1" not in body["detail"]
 
 
-def test_readyz_checks_the_broker_only_when_configured(sqlite_runtime: Runtime) -> None:
+def test_readyz_checks_the_broker_only_when_configured(
+    sqlite_runtime: Runtime, client_for: ClientFor
+) -> None:
     client = client_for(sqlite_runtime)
     assert client.get("/readyz").json() == {"status": "ok"}
     sqlite_runtime.settings = sqlite_runtime.settings.model_copy(
@@ -151,7 +158,7 @@ def test_readyz_checks_the_broker_only_when_configured(sqlite_runtime: Runtime) 
 
 
 def test_api_answers_503_while_the_database_is_away_and_recovers(
-    postgres_database: Callable[[], str],
+    postgres_database: Callable[[], str], client_for: ClientFor
 ) -> None:
     real = postgres_database()
     upgrade(real)
@@ -184,3 +191,32 @@ def test_api_answers_503_while_the_database_is_away_and_recovers(
     finally:
         proxy.stop()
         runtime.close()
+
+
+def test_readyz_names_templates_that_cannot_be_loaded(
+    sqlite_runtime: Runtime, client_for: ClientFor, tmp_path: Path
+) -> None:
+    client = client_for(sqlite_runtime)
+    assert client.get("/readyz").status_code == 200
+    broken = tmp_path / "broken"
+    shutil.copytree(sqlite_runtime.settings.templates_dir, broken)
+    (broken / "slack" / "_default.txt").write_text("{{ summary ")
+    for templates, cause in (
+        (tmp_path / "missing", "email/_default.txt: TemplateNotFound"),
+        (broken, "slack/_default.txt: TemplateSyntaxError"),
+    ):
+        sqlite_runtime.settings = sqlite_runtime.settings.model_copy(
+            update={"templates_dir": templates}
+        )
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["detail"] == f"templates cannot be loaded from {templates} ({cause})"
+
+
+def test_the_template_check_needs_nothing_imported_before_it() -> None:
+    """A process that has sent nothing yet (an API with a broker) checks its templates too."""
+    check = "from dispatcher import config, health; "
+    check += "print(health.check_templates(config.Settings().templates_dir))"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "None"

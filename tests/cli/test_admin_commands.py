@@ -13,6 +13,7 @@ import pytest
 
 from dispatcher.api import create_app
 from dispatcher.config import Settings
+from dispatcher.db import HEAD_REVISION
 from dispatcher.runtime import create_runtime
 from tests.cli.conftest import CLI
 from tests.conftest import BACKENDS, fresh_database_url
@@ -51,6 +52,17 @@ def api_status(database_url: str, secret: str, path: str) -> int:
 def test_db_upgrade_is_repeatable(run: CLI) -> None:
     assert "head" in run("db", "upgrade").stdout
     assert run("db", "upgrade").returncode == 0
+
+
+def test_db_history_current_and_downgrade(run: CLI) -> None:
+    history, current = run.at_once(["db", "history"], ["db", "current"])
+    assert f"-> {HEAD_REVISION} (head)" in history.stdout
+    assert current.returncode == 0 and current.stdout == ""  # an empty database has none
+    run("db", "upgrade")
+    assert run("db", "current").stdout.strip() == f"{HEAD_REVISION} (head)"
+    assert "at revision base" in run("db", "downgrade", "base").stdout
+    assert run("db", "current").stdout == ""
+    run("repos", "add", "acme/web")  # a command upgrades an emptied database again
 
 
 def test_token_lifecycle(run: CLI) -> None:

@@ -4,6 +4,7 @@ per-run PostgreSQL database."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -106,7 +107,7 @@ def test_reset_named_and_unknown_uuids(database: Runtime, cli: CLI) -> None:
     assert usage.returncode == 2 and "--all-disabled" in usage.stderr
 
     done = cli("notifications", "reset", uuids["slack"], uuids["email"])
-    assert "reset 2 notification(s)" in done.stdout
+    assert "reset 2 notifications" in done.stdout
     state = failures(database)
     assert state[uuids["slack"]] == (0, True) and state[uuids["email"]] == (0, True)
 
@@ -189,3 +190,33 @@ def test_help(command: tuple[str, ...], tmp_path: Path) -> None:
     )
     assert result.returncode == 0
     assert "usage: dispatcher " + " ".join(command) in result.stdout
+
+
+def test_a_closed_stdout_ends_quietly(database: Runtime, cli: CLI) -> None:
+    """``dispatcher deliveries list UUID --json | head -1``: the reader is gone before the
+    command writes; it ends with SIGPIPE's status and says nothing."""
+    with database.sessions.begin() as session:
+        notification = add_notification(session)
+        add_delivery(session, notification)
+    with subprocess.Popen(
+        [COMMAND, "deliveries", "list", notification.uuid, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "DISPATCHER_DATABASE_URL": cli.database_url},
+        cwd=cli.cwd,
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()
+        stderr = process.stderr.read()
+    assert process.returncode == 141
+    assert stderr == b""
+
+
+def test_emit_counts_its_deliveries_in_words(database: Runtime, cli: CLI) -> None:
+    with database.sessions.begin() as session:
+        add_notification(session)
+    data = ["--data", '{"updated_tags": ["v1"]}']
+    assert cli("emit", "acme/web", "repo_push", *data).stdout.endswith(": 1 delivery queued\n")
+    with database.sessions.begin() as session:
+        add_notification(session)
+    assert cli("emit", "acme/web", "repo_push", *data).stdout.endswith(": 2 deliveries queued\n")

@@ -11,13 +11,13 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from dispatcher import producer, tokens
-from dispatcher.api import create_app
 from dispatcher.models import Notification
+from dispatcher.runtime import Runtime
 from tests.conftest import free_port
 from tests.integration.conftest import Pipeline, Receiver
 
@@ -50,7 +50,9 @@ def attempts_counted(port: int) -> float:
 
 
 def test_log_redeliver_and_worker_metrics(
-    make_pipeline: Callable[..., Pipeline], receiver: Receiver
+    make_pipeline: Callable[..., Pipeline],
+    receiver: Receiver,
+    client_for: Callable[[Runtime], httpx.Client],
 ) -> None:
     metrics_port = free_port()
     pipeline = make_pipeline(worker_metrics_port=str(metrics_port))
@@ -62,7 +64,7 @@ def test_log_redeliver_and_worker_metrics(
     headers = {"Authorization": f"Bearer {secret}"}
     log = f"/api/v1/repository/acme/web/notification/{uuid}/deliveries"
     pipeline.start("worker", "--pool", "prefork", "--concurrency", "2")
-    api = TestClient(create_app(runtime))
+    api = client_for(runtime)
 
     producer.emit(
         runtime.sessions,

@@ -42,19 +42,24 @@ def embedded_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def run(env: dict[str, str], *args: str) -> str:
+def run(env: dict[str, str], *args: str, command: str = COMMAND, cwd: Path | None = None) -> str:
     done = subprocess.run(
-        [COMMAND, *args], env=env, capture_output=True, text=True, timeout=30, check=False
+        [command, *args], env=env, capture_output=True, text=True, timeout=30, check=False, cwd=cwd
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 @contextmanager
-def serving(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``dispatcher serve`` on its port, once /healthz answers; killed if still up at the end."""
+def serving(
+    env: dict[str, str], log_path: Path, command: str = COMMAND
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``dispatcher serve`` on its port, once /healthz answers; killed if still up at the end.
+    Runs in the log's directory."""
     with log_path.open("wb") as log:
-        process = subprocess.Popen([COMMAND, "serve"], env=env, stdout=log, stderr=log)
+        process = subprocess.Popen(
+            [command, "serve"], env=env, stdout=log, stderr=log, cwd=log_path.parent
+        )
         try:
             url = f"http://127.0.0.1:{env['DISPATCHER_PORT']}/healthz"
             deadline = time.monotonic() + 15

@@ -83,6 +83,8 @@ class Output:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(30)
         self._thread.join(10)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
         return "".join(self.lines)
 
 
@@ -127,9 +129,11 @@ def test_serve_prints_only_scrubbed_json_lines(tmp_path: Path) -> None:
 def test_worker_and_scheduler_print_only_json_lines(tmp_path: Path, redis_url: str) -> None:
     env = json_env(tmp_path, DISPATCHER_BROKER_URL=redis_url)
     worker, scheduler = start("worker", env), start("scheduler", env)
-    worker.wait_for(" ready.")
-    scheduler.wait_for("scheduler started")
-    outputs = [worker.stop(), scheduler.stop()]
+    try:
+        worker.wait_for(" ready.")
+        scheduler.wait_for("scheduler started")
+    finally:
+        outputs = [worker.stop(), scheduler.stop()]
     for output in outputs:
         lines_of(output)
     worker_lines = lines_of(outputs[0])

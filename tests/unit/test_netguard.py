@@ -69,6 +69,34 @@ LOOPBACK_ALLOWED = "127.0.0.0/8,::1/128"
     ],
 )
 def test_create_time_rejects(url: str) -> None:
+    # Quay's words first; a refused address adds why (checked below)
+    with pytest.raises(InvalidRequestError, match=r"^Invalid webhook URL(: |$)"):
+        check_url(url, Settings())
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://localhost:9000/hook", "localhost is a loopback address"),
+        ("http://127.0.0.1:9000/hook", "127.0.0.1 is a loopback address"),
+        ("http://[::1]/", "::1 is a loopback address"),
+        ("http://[::ffff:10.0.0.1]/", "::ffff:10.0.0.1 is a private address"),
+        ("http://10.1.2.3/", "10.1.2.3 is a private address"),
+        ("http://169.254.169.254/latest", "169.254.169.254 is a link-local address"),
+        ("http://0.0.0.0/", "0.0.0.0 is an unspecified address"),
+        ("http://100.64.0.1/", "100.64.0.1 is not a public address"),
+    ],
+)
+def test_a_refused_address_says_why_and_what_allows_it(url: str, why: str) -> None:
+    with pytest.raises(InvalidRequestError) as refused:
+        check_url(url, Settings())
+    assert refused.value.message == (
+        f"Invalid webhook URL: {why}; set DISPATCHER_ALLOWED_NETWORKS to allow it"
+    )
+
+
+@pytest.mark.parametrize("url", ["telnet://example.com", "http://", "http://example.com:0/"])
+def test_a_malformed_url_keeps_quays_words_alone(url: str) -> None:
     with pytest.raises(InvalidRequestError, match=r"^Invalid webhook URL$"):
         check_url(url, Settings())
 

@@ -52,7 +52,8 @@ def test_webhook_missing_url(config: dict[str, Any]) -> None:
     ],
 )
 def test_webhook_invalid_url(url: str) -> None:
-    assert rejects("webhook", {"url": url}) == "Invalid webhook URL"
+    # Quay's words first; refused addresses add why (see test_netguard)
+    assert rejects("webhook", {"url": url}).startswith("Invalid webhook URL")
 
 
 def test_webhook_valid_and_returned_as_submitted() -> None:
