@@ -168,20 +168,28 @@ def _build_event(name: str) -> EventType:
 # -- vulnerability_found -----------------------------------------------------------------------
 
 
-def _parse_level(value: Any) -> int | None:
+# A whole number as JSON gives it or as a string of ASCII digits ("7"; Quay's old UI sends
+# strings). Bounded, so int() never sees a digit string it refuses or takes long over.
+_DIGITS = re.compile(r"\s*([0-9]{1,9})\s*")
+
+
+def _parse_count(value: Any) -> int | None:
+    """``value`` as an int when it is an integer or a numeric string, else None (booleans,
+    floats, signs, words and non-ASCII digits included)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str):
+        match = _DIGITS.fullmatch(value)
+        return int(match.group(1)) if match else None
     return None
 
 
 def _validate_vulnerability_config(config: Data) -> None:
     if "level" not in config:
         return
-    level = _parse_level(config["level"])
+    level = _parse_count(config["level"])
     if level is None or not 0 <= level < len(SEVERITIES):
         raise InvalidRequestError(
             "eventConfig 'level' must be an integer from 0 (Critical) to 5 (Unknown)"
@@ -199,7 +207,7 @@ def _vulnerability_should_deliver(config: Data, data: Data) -> bool:
     priority = vulnerability.get("priority")
     if priority not in SEVERITIES:
         return False
-    level = _parse_level(config["level"])
+    level = _parse_count(config["level"])
     return level is not None and SEVERITIES.index(priority) <= level
 
 
@@ -232,7 +240,7 @@ def _vulnerability_summary(data: Data) -> str:
 
 
 def _vulnerability_sample(config: Data, _now: datetime) -> Data:
-    level = _parse_level(config.get("level")) if config else None
+    level = _parse_count(config.get("level")) if config else None
     priority = (
         SEVERITIES[level] if level is not None and 0 <= level < len(SEVERITIES) else "Unknown"
     )
@@ -265,10 +273,16 @@ def _mirror_event(name: str) -> EventType:
 # -- repo_image_expiry -------------------------------------------------------------------------
 
 
+# A hundred years: any longer horizon is the same in practice, and a bound keeps the date
+# arithmetic of a fan-out from overflowing.
+MAX_EXPIRY_DAYS = 36500
+
+
 def expiry_days(config: Data) -> int | None:
-    """The ``days`` of a repo_image_expiry eventConfig, or None when it is not usable."""
-    days = config.get("days")
-    if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
+    """The ``days`` of a repo_image_expiry eventConfig (an integer or a numeric string, as
+    Quay takes it), or None when it is not a whole number from 1 to :data:`MAX_EXPIRY_DAYS`."""
+    days = _parse_count(config.get("days"))
+    if days is None or not 0 < days <= MAX_EXPIRY_DAYS:
         return None
     return days
 
@@ -277,7 +291,9 @@ def _validate_expiry_config(config: Data) -> None:
     if "days" not in config:
         raise InvalidRequestError("eventConfig 'days' is required for repo_image_expiry")
     if expiry_days(config) is None:
-        raise InvalidRequestError("eventConfig 'days' must be a positive integer")
+        raise InvalidRequestError(
+            f"eventConfig 'days' must be a positive integer (at most {MAX_EXPIRY_DAYS})"
+        )
 
 
 def _expiry_sample(config: Data, _now: datetime) -> Data:

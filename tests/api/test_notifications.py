@@ -367,9 +367,10 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"event": "vulnerability_found", "eventConfig": {"level": -1}}, "'level'"),
     ({"event": "vulnerability_found", "eventConfig": {"level": "high"}}, "'level'"),
     ({"event": "repo_image_expiry", "eventConfig": {}}, "'days' is required"),
-    ({"event": "repo_image_expiry", "eventConfig": {"days": 0}}, "'days' must be a positive"),
-    ({"event": "repo_image_expiry", "eventConfig": {"days": "5"}}, "'days' must be a positive"),
-    ({"event": "repo_image_expiry", "eventConfig": {"days": 1.5}}, "'days' must be a positive"),
+    *(
+        ({"event": "repo_image_expiry", "eventConfig": {"days": days}}, "'days' must be a positive")
+        for days in (0, "0", -1, "-1", "abc", "", "1.5", 1.5, True, None, [7], "\u0661", 36501)
+    ),
 ]
 
 
@@ -395,6 +396,8 @@ VALID_EVENT_CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("vulnerability_found", {"level": 5}),
     ("vulnerability_found", {"level": "3"}),
     ("repo_image_expiry", {"days": 30}),
+    ("repo_image_expiry", {"days": "7"}),
+    ("repo_image_expiry", {"days": 36500}),
 ]
 
 

@@ -187,7 +187,8 @@ def test_queue_test_creates_a_test_delivery_even_when_disabled(runtime: Runtime)
 
 def test_image_expiry_announces_tags_within_days_once(runtime: Runtime) -> None:
     repo = add_repository(runtime)
-    week = add_notification(runtime, repo, event="repo_image_expiry", event_config={"days": 7})
+    # "7" as Quay's old UI stores it: a numeric string counts like the number
+    week = add_notification(runtime, repo, event="repo_image_expiry", event_config={"days": "7"})
     day = add_notification(runtime, repo, event="repo_image_expiry", event_config={"days": 1})
     now = utcnow()
     tags = {
