@@ -175,9 +175,8 @@ def test_slack_mirror_message_escapes_in_summary_too() -> None:
 
 def slack_text(ctx: RenderContext) -> str:
     sender, _ = sender_with_capture("slack")
-    text: str = sender.render(ctx, {"url": "https://hooks.slack.com/s/x"}).payload[
-        "attachments"
-    ][0]["text"]
+    message = sender.render(ctx, {"url": "https://hooks.slack.com/s/x"})
+    text: str = message.payload["attachments"][0]["text"]
     return text
 
 
