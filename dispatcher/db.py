@@ -16,7 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The newest migration; a test checks it against the migration scripts.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 
 class Base(DeclarativeBase):

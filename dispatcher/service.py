@@ -13,11 +13,12 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from dispatcher.authorized_emails import require_authorized
 from dispatcher.config import Settings
 from dispatcher.doorbell import Doorbell
 from dispatcher.errors import InvalidRequestError, NotFoundError
 from dispatcher.events import event_data, get_event
-from dispatcher.models import Delivery, Event, Notification, Repository, utcnow
+from dispatcher.models import AuthorizedEmail, Delivery, Event, Notification, Repository, utcnow
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,254}$")
 
@@ -73,7 +74,8 @@ def list_repositories(session: Session) -> Sequence[Repository]:
 
 
 def remove_repository(session: Session, full_name: str) -> int:
-    """Delete a repository with its notifications, events and deliveries.
+    """Delete a repository with its notifications, events, deliveries and authorized e-mail
+    addresses.
 
     Returns how many notifications went with it."""
     namespace, name = parse_repository_name(full_name)
@@ -84,6 +86,7 @@ def remove_repository(session: Session, full_name: str) -> int:
     session.execute(delete(Delivery).where(Delivery.notification_id.in_(notification_ids)))
     session.execute(delete(Event).where(Event.repository_id == repository.id))
     session.execute(delete(Notification).where(Notification.repository_id == repository.id))
+    session.execute(delete(AuthorizedEmail).where(AuthorizedEmail.repository_id == repository.id))
     session.execute(delete(Repository).where(Repository.id == repository.id))
     session.expunge(repository)
     return count
@@ -110,6 +113,8 @@ def create_notification(
 
     event_type = get_event(event)
     stored_config = senders.validate_config(method, config, settings)
+    if method == "email":
+        require_authorized(session, repository, stored_config, settings)
     event_type.validate_config(event_config)
     notification = Notification(
         repository_id=repository.id,

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "worker",
     "scheduler",
     "emit",
+    "emails",
 )
 
 
