@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,11 +104,11 @@ class LiveServer:
     base_url: str
 
 
-@pytest.fixture(scope="session")
-def live_server(database_url: str) -> Iterator[LiveServer]:
-    """The API on a real loopback port, on this backend's database."""
-    runtime = create_runtime(settings_for(database_url), doorbell=RecordingDoorbell())
-    port = free_port()
+@contextmanager
+def serving(runtime: Runtime, port: int | None = None) -> Iterator[LiveServer]:
+    """The API of ``runtime`` on a real loopback port (``port``, or a free one), until the
+    block ends (the runtime is closed then)."""
+    port = port or free_port()
     config = uvicorn.Config(
         create_app(runtime), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
     )
@@ -119,10 +120,20 @@ def live_server(database_url: str) -> Iterator[LiveServer]:
         if time.monotonic() > deadline:
             raise RuntimeError("API server did not start")
         time.sleep(0.02)
-    yield LiveServer(runtime=runtime, base_url=f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(timeout=10)
-    runtime.close()
+    try:
+        yield LiveServer(runtime=runtime, base_url=f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        runtime.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str) -> Iterator[LiveServer]:
+    """The API on a real loopback port, on this backend's database."""
+    runtime = create_runtime(settings_for(database_url), doorbell=RecordingDoorbell())
+    with serving(runtime) as live:
+        yield live
 
 
 @pytest.fixture
@@ -153,10 +164,11 @@ def make_token(server: LiveServer) -> MakeToken:
         grants: tuple[str, ...] = ("acme/web",),
         expires_in: float | None = None,
         revoked: bool = False,
+        name: str | None = None,
     ) -> str:
         with server.runtime.sessions.begin() as session:
             token, secret = tokens.create_token(
-                session, scopes=scopes, grants=grants, expires_in=expires_in
+                session, scopes=scopes, grants=grants, expires_in=expires_in, name=name
             )
             if revoked:
                 tokens.revoke_token(session, token.id)
