@@ -27,11 +27,12 @@ _GRANT = re.compile(r"^(\*|[a-z0-9][a-z0-9._-]*/(\*|[a-z0-9][a-z0-9._-]*))$")
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's id, scopes and grants."""
+    """Who is calling: the token's id, scopes, grants and name (None if it has none)."""
 
     token_id: int
     scopes: tuple[str, ...]
     grants: tuple[str, ...]
+    name: str | None = None
 
 
 def hash_secret(secret: str) -> str:
@@ -91,7 +92,9 @@ def authenticate(session: Session, secret: str | None, now: datetime | None = No
         raise AuthError()
     if token.expires_at is not None and token.expires_at <= now:
         raise AuthError()
-    return Principal(token_id=token.id, scopes=tuple(token.scopes), grants=tuple(token.grants))
+    return Principal(
+        token_id=token.id, scopes=tuple(token.scopes), grants=tuple(token.grants), name=token.name
+    )
 
 
 def grant_covers(grant: str, namespace: str, name: str) -> bool:

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from dispatcher import __version__
-from dispatcher.api import authorized_emails, deliveries, events, notifications
+from dispatcher.api import authorized_emails, deliveries, events, notifications, quay
 from dispatcher.api.ops import install_operations
 from dispatcher.api.problems import install_problem_handlers
 from dispatcher.runtime import Runtime
@@ -30,6 +30,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(notifications.router)
     app.include_router(deliveries.router)
     app.include_router(events.router)
+    app.include_router(quay.router)
     app.include_router(authorized_emails.router)
     app.include_router(authorized_emails.confirmation)
     install_operations(app)
