@@ -57,6 +57,23 @@ def _key_step(key: str) -> str:
     return f".{echo(key)}"
 
 
+# Quay's rules: a namespace is 2-255 lower-case letters and digits in runs joined by single
+# '.', '_' or '-'; a repository name starts with a letter or digit, then up to 254 of those
+# and '.', '_', '-'.
+_NAMESPACE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+_REPOSITORY = re.compile(r"[a-z0-9][a-z0-9._-]{0,254}")
+
+
+def is_valid_name(namespace: str, name: str) -> bool:
+    """True when ``namespace/name`` follows Quay's naming rules (whole strings: a trailing
+    newline is not allowed)."""
+    return (
+        2 <= len(namespace) <= 255
+        and _NAMESPACE.fullmatch(namespace) is not None
+        and _REPOSITORY.fullmatch(name) is not None
+    )
+
+
 def is_uuid(text: str) -> bool:
     """True for an id this service could have made; anything else names nothing and need
     not be looked up (a NUL or a megabyte of text never reaches the database)."""

@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     mail_from: str = "dispatcher@localhost"
+    # "required" (Quay's rule): an e-mail notification needs its address confirmed for the
+    # repository first; "off" for closed deployments where admins may mail any address.
+    email_authorization: Literal["required", "off"] = "required"
 
     # webhook TLS client certificate (Quay's ssl.cert / ssl.key)
     webhook_client_cert: Path | None = None

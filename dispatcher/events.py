@@ -8,6 +8,7 @@ The words users read in messages live in ``templates/``, not here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,8 +24,6 @@ Data = dict[str, Any]
 
 # Quay's severity table, index = the ``level`` of a vulnerability_found eventConfig.
 SEVERITIES = ("Critical", "High", "Medium", "Low", "Negligible", "Unknown")
-# The furthest horizon of a repo_image_expiry notification (ten years).
-MAX_EXPIRY_DAYS = 3650
 
 _BUILD_PREFIXES = {
     "build_queued": ("Build queued", "info"),
@@ -183,22 +182,28 @@ def _build_event(name: str) -> EventType:
 # -- vulnerability_found -----------------------------------------------------------------------
 
 
-def _parse_level(value: Any) -> int | None:
+# A whole number as JSON gives it or as a string of ASCII digits ("7"; Quay's old UI sends
+# strings). Bounded, so int() never sees a digit string it refuses or takes long over.
+_DIGITS = re.compile(r"\s*([0-9]{1,9})\s*")
+
+
+def _parse_count(value: Any) -> int | None:
+    """``value`` as an int when it is an integer or a numeric string, else None (booleans,
+    floats, signs, words and non-ASCII digits included)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        text = value.strip()
-        if text.isascii() and text.isdigit() and len(text) <= 3:
-            return int(text)
+        match = _DIGITS.fullmatch(value)
+        return int(match.group(1)) if match else None
     return None
 
 
 def _validate_vulnerability_config(config: Data, _settings: Settings) -> None:
     if "level" not in config:
         return
-    level = _parse_level(config["level"])
+    level = _parse_count(config["level"])
     if level is None or not 0 <= level < len(SEVERITIES):
         raise InvalidRequestError(
             "eventConfig 'level' must be an integer from 0 (Critical) to 5 (Unknown)"
@@ -216,7 +221,7 @@ def _vulnerability_should_deliver(config: Data, data: Data, _settings: Settings)
     priority = vulnerability.get("priority")
     if priority not in SEVERITIES:
         return False
-    level = _parse_level(config["level"])
+    level = _parse_count(config["level"])
     return level is not None and SEVERITIES.index(priority) <= level
 
 
@@ -249,7 +254,7 @@ def _vulnerability_summary(data: Data) -> str:
 
 
 def _vulnerability_sample(config: Data, _now: datetime) -> Data:
-    level = _parse_level(config.get("level")) if config else None
+    level = _parse_count(config.get("level")) if config else None
     priority = (
         SEVERITIES[level] if level is not None and 0 <= level < len(SEVERITIES) else "Unknown"
     )
@@ -282,10 +287,16 @@ def _mirror_event(name: str) -> EventType:
 # -- repo_image_expiry -------------------------------------------------------------------------
 
 
+# A hundred years: any longer horizon is the same in practice, and a bound keeps the date
+# arithmetic of a fan-out from overflowing.
+MAX_EXPIRY_DAYS = 36500
+
+
 def expiry_days(config: Data) -> int | None:
-    """The ``days`` of a repo_image_expiry eventConfig, or None when it is not usable."""
-    days = config.get("days")
-    if isinstance(days, bool) or not isinstance(days, int) or not 0 < days <= MAX_EXPIRY_DAYS:
+    """The ``days`` of a repo_image_expiry eventConfig (an integer or a numeric string, as
+    Quay takes it), or None when it is not a whole number from 1 to :data:`MAX_EXPIRY_DAYS`."""
+    days = _parse_count(config.get("days"))
+    if days is None or not 0 < days <= MAX_EXPIRY_DAYS:
         return None
     return days
 

@@ -1,8 +1,9 @@
 """ORM models: the database is the source of truth, the broker only a doorbell.
 
 repositories ─< notifications ─< deliveries >─ events
-                     │               └─< attempts
-                     └─< expiry_announcements
+     │               │               └─< attempts
+     │               └─< expiry_announcements
+     └─< authorized_emails (addresses confirmed for the repository's e-mail notifications)
 access_tokens (stand alone; grants name repositories by pattern)
 
 A notification is disabled while ``disabled_at`` is set (when ``number_of_failures`` reaches
@@ -18,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -211,12 +213,33 @@ class ExpiryAnnouncement(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class AuthorizedEmail(Base):
+    """An e-mail address confirmed, or waiting to be, for one repository's e-mail notifications
+    (Quay's RepositoryAuthorizedEmail). Only the SHA-256 of the confirmation code is stored."""
+
+    __tablename__ = "authorized_emails"
+    __table_args__ = (
+        UniqueConstraint("repository_id", "email", name="uq_authorized_emails_repository_email"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(255))
+    code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    repository: Mapped[Repository] = relationship()
+
+
 __all__ = [
     "DELIVERY_KINDS",
     "DELIVERY_STATUSES",
     "FINAL_STATUSES",
     "AccessToken",
     "Attempt",
+    "AuthorizedEmail",
     "Delivery",
     "Event",
     "ExpiryAnnouncement",

@@ -6,7 +6,6 @@ doorbell: they commit first, then ring, so a worker never looks for a row not ye
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,27 +13,15 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from dispatcher import bounds
+from dispatcher.authorized_emails import require_authorized
+from dispatcher.bounds import is_valid_name
 from dispatcher.config import Settings
 from dispatcher.doorbell import Doorbell
 from dispatcher.errors import InvalidRequestError, NotFoundError, echo
 from dispatcher.events import event_data, get_event
-from dispatcher.models import Delivery, Event, Notification, Repository, utcnow
+from dispatcher.models import AuthorizedEmail, Delivery, Event, Notification, Repository, utcnow
 
-# Quay's rules: a namespace is 2-255 lower-case letters and digits in runs joined by single
-# '.', '_' or '-'; a repository name starts with a letter or digit, then up to 254 of those
-# and '.', '_', '-'.
-_NAMESPACE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
-_REPOSITORY = re.compile(r"[a-z0-9][a-z0-9._-]{0,254}")
 TITLE_MAX = 255
-
-
-def is_valid_name(namespace: str, name: str) -> bool:
-    """True when ``namespace/name`` follows Quay's naming rules (whole strings, anchored)."""
-    return (
-        2 <= len(namespace) <= 255
-        and _NAMESPACE.fullmatch(namespace) is not None
-        and _REPOSITORY.fullmatch(name) is not None
-    )
 
 
 def parse_repository_name(full_name: str) -> tuple[str, str]:
@@ -92,7 +79,8 @@ def list_repositories(session: Session) -> Sequence[Repository]:
 
 
 def remove_repository(session: Session, full_name: str) -> int:
-    """Delete a repository with its notifications, events and deliveries.
+    """Delete a repository with its notifications, events, deliveries and authorized e-mail
+    addresses.
 
     Returns how many notifications went with it."""
     namespace, name = parse_repository_name(full_name)
@@ -103,6 +91,7 @@ def remove_repository(session: Session, full_name: str) -> int:
     session.execute(delete(Delivery).where(Delivery.notification_id.in_(notification_ids)))
     session.execute(delete(Event).where(Event.repository_id == repository.id))
     session.execute(delete(Notification).where(Notification.repository_id == repository.id))
+    session.execute(delete(AuthorizedEmail).where(AuthorizedEmail.repository_id == repository.id))
     session.execute(delete(Repository).where(Repository.id == repository.id))
     session.expunge(repository)
     return count
@@ -139,6 +128,8 @@ def create_notification(
         if len(title) > TITLE_MAX:
             raise InvalidRequestError(f"'title' is too long (maximum {TITLE_MAX} characters)")
     stored_config = senders.validate_config(method, config, settings)
+    if method == "email":
+        require_authorized(session, repository, stored_config, settings)
     event_type.validate_config(event_config, settings)
     notification = Notification(
         repository_id=repository.id,

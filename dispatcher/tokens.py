@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dispatcher.bounds import check_text
+from dispatcher.bounds import check_text, is_valid_name
 from dispatcher.errors import (
     AuthError,
     InvalidRequestError,
@@ -25,7 +25,6 @@ from dispatcher.errors import (
     echo,
 )
 from dispatcher.models import AccessToken, utcnow
-from dispatcher.service import is_valid_name
 from dispatcher.vocabulary import SCOPES
 
 TOKEN_PREFIX = "dsp_"
@@ -34,11 +33,12 @@ NAME_MAX = 255
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's id, scopes and grants."""
+    """Who is calling: the token's id, scopes, grants and name (None if it has none)."""
 
     token_id: int
     scopes: tuple[str, ...]
     grants: tuple[str, ...]
+    name: str | None = None
 
 
 def hash_secret(secret: str) -> str:
@@ -106,7 +106,9 @@ def authenticate(session: Session, secret: str | None, now: datetime | None = No
         raise AuthError()
     if token.expires_at is not None and token.expires_at <= now:
         raise AuthError()
-    return Principal(token_id=token.id, scopes=tuple(token.scopes), grants=tuple(token.grants))
+    return Principal(
+        token_id=token.id, scopes=tuple(token.scopes), grants=tuple(token.grants), name=token.name
+    )
 
 
 def grant_covers(grant: str, namespace: str, name: str) -> bool:

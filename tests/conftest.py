@@ -117,10 +117,13 @@ def live_server(database_url: str) -> Iterator[LiveServer]:
 
 
 @contextmanager
-def serving(runtime: Runtime, app: FastAPI | None = None) -> Iterator[str]:
+def serving(
+    runtime: Runtime, app: FastAPI | None = None, *, port: int | None = None
+) -> Iterator[str]:
     """The API of ``runtime`` (or ``app``) served as ``dispatcher serve`` serves it (same
-    protocol, limits and logging set-up) on a free loopback port; yields its base URL."""
-    port = free_port()
+    protocol, limits and logging set-up) on ``port`` or a free loopback port; yields its
+    base URL."""
+    port = port or free_port()
     app = app or create_app(runtime)
     config = server_config(app, runtime.settings, host="127.0.0.1", port=port)
     server = uvicorn.Server(config)
@@ -178,10 +181,11 @@ def make_token(server: LiveServer) -> MakeToken:
         grants: tuple[str, ...] = ("acme/web",),
         expires_in: float | None = None,
         revoked: bool = False,
+        name: str | None = None,
     ) -> str:
         with server.runtime.sessions.begin() as session:
             token, secret = tokens.create_token(
-                session, scopes=scopes, grants=grants, expires_in=expires_in
+                session, scopes=scopes, grants=grants, expires_in=expires_in, name=name
             )
             if revoked:
                 tokens.revoke_token(session, token.id)

@@ -90,3 +90,72 @@ def test_head_revision_constant_is_the_newest_migration() -> None:
 
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     assert script.get_heads() == [HEAD_REVISION]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_0002_authorizes_the_addresses_of_existing_email_notifications(
+    backend: str, tmp_path: Path, postgres_database: Callable[[], str]
+) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from dispatcher.db import alembic_config
+
+    url = fresh_database_url(backend, tmp_path, postgres_database)
+    upgrade(url, "0001")
+    engine = create_engine(url)
+    rows = [
+        (1, "email", '{"email": "ops@example.com"}'),
+        (1, "email", '{"email": "ops@example.com"}'),  # two notifications, one address
+        (1, "email", '{"email": "dev@example.com"}'),
+        (2, "email", '{"email": "ops@example.com"}'),
+        (2, "webhook", '{"url": "https://hooks.example.com/x"}'),
+    ]
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO repositories (id, namespace, name, created_at) VALUES "
+                    "(1, 'acme', 'web', CURRENT_TIMESTAMP), (2, 'acme', 'api', CURRENT_TIMESTAMP)"
+                )
+            )
+            for number, (repository_id, method, config) in enumerate(rows):
+                conn.execute(
+                    text(
+                        "INSERT INTO notifications (uuid, repository_id, event, method, config,"
+                        " event_config, number_of_failures, created_at, updated_at) VALUES"
+                        " (:uuid, :repo, 'repo_push', :method, :config, '{}', 0,"
+                        " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {
+                        "uuid": f"u{number}",
+                        "repo": repository_id,
+                        "method": method,
+                        "config": config,
+                    },
+                )
+        upgrade(url)
+        with engine.connect() as conn:
+            authorized = conn.execute(
+                text(
+                    "SELECT repository_id, email, confirmed, code_hash, confirmed_at"
+                    " FROM authorized_emails ORDER BY repository_id, email"
+                )
+            ).all()
+        assert [(r[0], r[1], bool(r[2]), r[3]) for r in authorized] == [
+            (1, "dev@example.com", True, None),
+            (1, "ops@example.com", True, None),
+            (2, "ops@example.com", True, None),
+        ]
+        assert all(row[4] is not None for row in authorized)
+
+        command.downgrade(alembic_config(url), "0001")
+        with engine.connect() as conn:
+            assert "authorized_emails" not in inspect(conn).get_table_names()
+            assert conn.execute(text("SELECT count(*) FROM notifications")).scalar() == len(rows)
+        upgrade(url)  # and up again
+        with engine.connect() as conn:
+            count = conn.execute(text("SELECT count(*) FROM authorized_emails")).scalar()
+        assert count == 3
+    finally:
+        engine.dispose()

@@ -9,7 +9,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
 from dispatcher import __version__
-from dispatcher.api import deliveries, events, notifications
+from dispatcher.api import authorized_emails, deliveries, events, notifications, quay
 from dispatcher.api.limits import BodyLimit
 from dispatcher.api.ops import install_operations
 from dispatcher.api.problems import install_problem_handlers
@@ -34,6 +34,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(notifications.router)
     app.include_router(deliveries.router)
     app.include_router(events.router)
+    app.include_router(quay.router)
+    app.include_router(authorized_emails.router)
+    app.include_router(authorized_emails.confirmation)
     app.add_middleware(BodyLimit, settings=runtime.settings)
     install_operations(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

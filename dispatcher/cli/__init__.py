@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "worker",
     "scheduler",
     "emit",
+    "emails",
 )
 
 

@@ -74,6 +74,11 @@ def _check_address(address: Any) -> None:
         raise InvalidRequestError("Invalid e-mail address") from None
 
 
+def mail_domain(settings: Settings) -> str:
+    """The domain of ``mail_from``, for the ``Message-ID`` of the mails dispatcher sends."""
+    return settings.mail_from.rpartition("@")[2].strip(" >") or "localhost"
+
+
 def smtp_factory(settings: Settings) -> SMTPFactory:
     """A factory of connected (and, with a username, authenticated) SMTP sessions built from
     ``settings``: implicit TLS with ``smtp_ssl``, STARTTLS with ``smtp_starttls``, the timeout
@@ -134,7 +139,7 @@ class EmailSender:
         variables = message_variables(context, self._settings)
         envs = environments(self._settings.templates_dir)
         event = context.event.name
-        domain = self._settings.mail_from.rpartition("@")[2].strip(" >") or "localhost"
+        domain = mail_domain(self._settings)
         message = EmailMessageData(
             sender=self._settings.mail_from,
             recipient=str(recipient),

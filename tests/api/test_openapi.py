@@ -107,3 +107,52 @@ def test_docs_pages_load_only_what_dispatcher_serves(
         asset = http.get(url)
         assert asset.status_code == 200, url
         assert len(asset.content) > 1000, url
+
+
+QUAY_OPERATIONS = {
+    "getLoggedInUser": ("get", "/api/v1/user/", "200", {"401"}),
+    "getOrganization": ("get", "/api/v1/organization/{orgname}", "200", {"401", "403", "404"}),
+    "getRepo": ("get", PREFIX, "200", {"401", "403", "404"}),
+    "checkRepoEmailAuthorized": (
+        "get",
+        PREFIX + "/authorizedemail/{email}",
+        "200",
+        {"401", "403", "404"},
+    ),
+    "sendAuthorizeRepoEmail": (
+        "post",
+        PREFIX + "/authorizedemail/{email}",
+        "200",
+        {"400", "401", "403", "404", "502", "503"},
+    ),
+}
+
+
+def test_openapi_lists_quays_account_and_authorized_email_operations(
+    http: httpx.Client,
+) -> None:
+    spec = http.get("/openapi.json").json()
+    found = {
+        operation.get("operationId"): (verb, path, operation)
+        for path, item in spec["paths"].items()
+        for verb, operation in item.items()
+    }
+    for operation_id, (verb, path, success, errors) in QUAY_OPERATIONS.items():
+        assert operation_id in found, operation_id
+        real_verb, real_path, operation = found[operation_id]
+        assert (real_verb, real_path) == (verb, path)
+        assert {success, *errors} <= set(operation["responses"]), operation_id
+    schemas = spec["components"]["schemas"]
+    assert {"username", "anonymous", "organizations", "super_user"} <= set(
+        schemas["UserView"]["properties"]
+    )
+    assert {"namespace", "name", "kind", "description", "is_public", "can_write", "can_admin"} <= (
+        set(schemas["RepositoryView"]["properties"])
+    )
+    assert set(schemas["AuthorizedEmailView"]["properties"]) == {
+        "email",
+        "repository",
+        "namespace",
+        "confirmed",
+    }
+    assert "/authrepoemail" in spec["paths"]

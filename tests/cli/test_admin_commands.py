@@ -11,9 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dispatcher import service
 from dispatcher.api import create_app
 from dispatcher.config import Settings
 from dispatcher.db import HEAD_REVISION
+from dispatcher.errors import InvalidRequestError
 from dispatcher.runtime import create_runtime
 from tests.cli.conftest import CLI
 from tests.conftest import BACKENDS, fresh_database_url
@@ -134,8 +136,52 @@ def test_repos_add_list_remove(run: CLI) -> None:
     assert "Invalid repository" in bad.stderr
 
 
+def test_emails_authorize_lets_email_notifications_be_created(run: CLI) -> None:
+    run("repos", "add", "acme/web")
+    done = run("emails", "authorize", "acme/web", "ops@example.com")
+    assert done.stdout == "ops@example.com authorized for acme/web\n"
+    again, unknown, invalid, unparsed = run.at_once(
+        ["emails", "authorize", "acme/web", "ops@example.com"],
+        ["emails", "authorize", "acme/nope", "ops@example.com"],
+        ["emails", "authorize", "acme/web", "ops"],
+        ["emails", "authorize", "no-slash", "ops@example.com"],
+    )
+    assert again.stdout == "ops@example.com already authorized for acme/web\n"
+    assert (unknown.returncode, unknown.stderr) == (
+        1,
+        "dispatcher: Repository acme/nope not found\n",
+    )
+    assert (invalid.returncode, invalid.stderr) == (1, "dispatcher: Invalid e-mail address\n")
+    assert unparsed.returncode == 1 and "Invalid repository" in unparsed.stderr
+
+    runtime = create_runtime(Settings(database_url=run.database_url))
+    try:
+        with runtime.sessions.begin() as session:
+            repository = service.get_repository(session, "acme", "web")
+            for address, allowed in (("ops@example.com", True), ("dev@example.com", False)):
+                try:
+                    service.create_notification(
+                        session,
+                        repository,
+                        event="repo_push",
+                        method="email",
+                        config={"email": address},
+                        event_config={},
+                        title=None,
+                        settings=runtime.settings,
+                    )
+                except InvalidRequestError as exc:
+                    assert not allowed, exc.message
+                else:
+                    assert allowed, address
+    finally:
+        runtime.close()
+
+
 def test_help_and_module_entry_point(sqlite_run: CLI) -> None:
-    helps = sqlite_run.at_once(["--help"], ["tokens", "create", "--help"], ["repos", "--help"])
+    helps = sqlite_run.at_once(
+        ["--help"], ["tokens", "create", "--help"], ["repos", "--help"], ["emails", "--help"]
+    )
     for result in helps:
         assert result.returncode == 0
         assert "usage: dispatcher" in result.stdout

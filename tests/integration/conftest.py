@@ -14,20 +14,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from dispatcher.config import Settings
 from dispatcher.db import upgrade
 from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime, create_runtime
 from tests.conftest import free_port, fresh_database_url
+from tests.smtpserver import Mailbox
+from tests.smtpserver import smtp_server as running_smtp_server
 
 pytestmark = pytest.mark.integration
 
@@ -155,23 +154,10 @@ def receiver() -> Iterator[Receiver]:
 # -- SMTP -------------------------------------------------------------------------------------
 
 
-class _Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
 @pytest.fixture
-def smtp_server() -> Iterator[tuple[int, _Mailbox]]:
-    mailbox = _Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, mailbox
-    controller.stop()
+def smtp_server() -> Iterator[tuple[int, Mailbox]]:
+    with running_smtp_server() as server:
+        yield server
 
 
 # -- dispatcher processes ---------------------------------------------------------------------

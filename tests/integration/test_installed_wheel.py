@@ -17,9 +17,10 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.integration.conftest import Receiver, _Mailbox
+from tests.integration.conftest import Receiver
 from tests.integration.test_embedded import run, serving
 from tests.integration.test_pipeline import wait_until
+from tests.smtpserver import Mailbox
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +104,7 @@ def test_installed_wheel_delivers_email_and_slack(
     venv: Path,
     tmp_path: Path,
     receiver: Receiver,
-    smtp_server: tuple[int, _Mailbox],
+    smtp_server: tuple[int, Mailbox],
 ) -> None:
     smtp_port, mailbox = smtp_server
     env = installed_env(
@@ -139,6 +140,8 @@ def test_installed_wheel_delivers_email_and_slack(
         cwd=tmp_path,
     ).strip()
     run(env, "repos", "add", "acme/web", command=command, cwd=tmp_path)
+    # e-mail goes only to confirmed addresses: confirm this one with the installed command
+    run(env, "emails", "authorize", "acme/web", "ops@example.com", command=command, cwd=tmp_path)
     base = f"http://127.0.0.1:{env['DISPATCHER_PORT']}"
     with (
         serving(env, tmp_path / "serve.log", command=command),

@@ -182,12 +182,28 @@ def test_queue_test_creates_a_test_delivery_even_when_disabled(runtime: Runtime)
     assert runtime.doorbell.rung == [delivery.id]  # type: ignore[attr-defined]
 
 
+def test_queue_test_ignores_a_ref_regex_the_sample_does_not_match(runtime: Runtime) -> None:
+    """Quay's test runs the filter and sends nothing here (the sample ref is
+    refs/heads/somebranch); ours sends the sample, so a test always shows the target works."""
+    repo = add_repository(runtime)
+    notification_id = add_notification(
+        runtime, repo, event="build_success", event_config={"ref-regex": "refs/tags/.*"}
+    )
+    with runtime.sessions() as session:
+        notification = session.get_one(Notification, notification_id)
+        delivery = queue_test(session, notification, runtime.settings, runtime.doorbell)
+        data = session.get_one(Event, delivery.event_id).data
+    assert delivery.kind == "test" and delivery.status == "pending"
+    assert data["trigger_metadata"]["ref"] == "refs/heads/somebranch"
+
+
 # -- repo_image_expiry ------------------------------------------------------------------------
 
 
 def test_image_expiry_announces_tags_within_days_once(runtime: Runtime) -> None:
     repo = add_repository(runtime)
-    week = add_notification(runtime, repo, event="repo_image_expiry", event_config={"days": 7})
+    # "7" as Quay's old UI stores it: a numeric string counts like the number
+    week = add_notification(runtime, repo, event="repo_image_expiry", event_config={"days": "7"})
     day = add_notification(runtime, repo, event="repo_image_expiry", event_config={"days": 1})
     now = utcnow()
     tags = {

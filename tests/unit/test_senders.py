@@ -173,6 +173,69 @@ def test_slack_mirror_message_escapes_in_summary_too() -> None:
     assert "<!channel>" not in message.payload["attachments"][0]["text"]
 
 
+def slack_text(ctx: RenderContext) -> str:
+    sender, _ = sender_with_capture("slack")
+    message = sender.render(ctx, {"url": "https://hooks.slack.com/s/x"})
+    text: str = message.payload["attachments"][0]["text"]
+    return text
+
+
+REPO_LINK = "<https://quay.example.com/repository/acme/web|acme/web>"
+
+
+def tag_link(tag: str) -> str:
+    return f"<https://quay.example.com/repository/acme/web?tag={tag}&amp;tab=tags|{tag}>"
+
+
+@pytest.mark.parametrize(
+    ("event_name", "verb"),
+    [("build_failure", "failure"), ("build_cancelled", "canceled"), ("build_success", "completed")],
+)
+def test_slack_build_verbs_are_quays(event_name: str, verb: str) -> None:
+    assert slack_text(context(event_name)).startswith(
+        f"<https://quay.example.com/repository/acme/web/build/fake-build-id|Build fake-bu> {verb} "
+        "for change "
+    )
+
+
+def test_slack_one_vulnerability_reads_as_quays_whatever_its_priority() -> None:
+    ctx = context(
+        "vulnerability_found",
+        tags=["v1"],
+        vulnerability={"id": "CVE-1", "priority": "Unknown", "link": "https://cve.example/1"},
+    )
+    assert slack_text(ctx) == (
+        "A <https://cve.example/1|Unknown vulnerability> (CVE-1) was detected in tags/manifests "
+        f"{tag_link('v1')} in repository {REPO_LINK}"
+    )
+
+
+def test_slack_a_list_of_vulnerabilities_reads_as_quays() -> None:
+    ctx = context(
+        "vulnerability_found",
+        tags=["a", "b", "c", "d"],
+        vulnerabilities=[{"priority": "High"}, {"priority": "Low"}],
+    )
+    shown = ", ".join(tag_link(tag) for tag in ("a", "b", "c"))
+    assert slack_text(ctx) == (
+        f"2 vulnerabilities were detected in tags {shown} (and 1 more) in repository {REPO_LINK}"
+    )
+
+
+@pytest.mark.parametrize(
+    "event_name",
+    ["repo_mirror_sync_started", "repo_mirror_sync_success", "repo_mirror_sync_failed"],
+)
+def test_slack_mirror_text_is_the_performer_and_the_message(event_name: str) -> None:
+    assert slack_text(context(event_name, message="'src' with tag pattern 'v*'")) == (
+        "*alice* 'src' with tag pattern 'v*'"
+    )
+    anonymous = sample_context(
+        event_name, at=datetime.now(UTC), delivery_id="d", extra={"message": "sync of x"}
+    )
+    assert slack_text(anonymous) == "sync of x"
+
+
 # -- email -------------------------------------------------------------------------------------
 
 
