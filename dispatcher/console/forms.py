@@ -9,7 +9,7 @@ API's own validation, whose errors are shown beside the field they name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -25,7 +25,7 @@ from dispatcher.errors import (
     UnknownEventError,
     UnknownMethodError,
 )
-from dispatcher.events import EVENTS
+from dispatcher.events import EVENTS, EventType
 from dispatcher.senders import METHODS, config_fields
 
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -90,11 +90,11 @@ def method_input(method: str, name: str) -> str:
     return f"config.{method}.{name}"
 
 
-def event_field_groups() -> list[EventFieldGroup]:
+def event_field_groups(events: Mapping[str, EventType] = EVENTS) -> list[EventFieldGroup]:
     """Every ``eventConfig`` field of the catalogue once, with the events declaring it.
     ValueError if two events declare different fields under one name (one input each)."""
     groups: dict[str, tuple[ConfigField, list[str]]] = {}
-    for event in EVENTS.values():
+    for event in events.values():
         for config_field in event.config_fields:
             known = groups.setdefault(config_field.name, (config_field, []))
             if known[0] != config_field:
@@ -147,7 +147,7 @@ def create_request(values: Mapping[str, str]) -> CreateRequest:
 
 
 def _values(
-    fields: tuple[ConfigField, ...], values: Mapping[str, str], input_name: Any
+    fields: tuple[ConfigField, ...], values: Mapping[str, str], input_name: Callable[[str], str]
 ) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for config_field in fields:
