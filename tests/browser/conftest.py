@@ -94,7 +94,7 @@ class ConsoleServer:
 
     def repository(self) -> str:
         """A newly registered ``namespace/web`` in a namespace of its own."""
-        name = f"t{secrets.token_hex(4)}/web"
+        name = f"acme-{secrets.token_hex(3)}/web"
         with self.runtime.sessions.begin() as session:
             service.add_repository(session, name)
         return name
