@@ -33,7 +33,7 @@ from dispatcher.console.render import (
     console_templates_dir,
     make_environment,
 )
-from dispatcher.console.session import COOKIE, CsrfError, SessionCodec
+from dispatcher.console.session import COOKIE, CsrfError, SessionCodec, Visitor
 from dispatcher.errors import AuthError, DatabaseUnavailableError, DispatcherError
 from dispatcher.runtime import Runtime
 
@@ -121,7 +121,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _database_error(request: Request, exc: Exception) -> Response:
     if is_connection_error(exc):
-        return error_page(request, 503, DatabaseUnavailableError().message)
+        # The cookie's key may live in the unreachable database: answer without the cookie.
+        renderer: Pages = request.app.state.pages
+        message = DatabaseUnavailableError().message
+        return renderer.page(
+            request,
+            "error.html",
+            status=503,
+            visitor=Visitor(csrf=""),
+            status_code=503,
+            message=message,
+        )
     # Anything else from the database is a defect: the API app's handler logs it (500).
     raise exc
 

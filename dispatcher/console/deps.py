@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from dispatcher import service, tokens
+from dispatcher.api.ops import is_connection_error
 from dispatcher.console.forms import read_form
 from dispatcher.console.render import Pages, visitor_of
 from dispatcher.console.session import Visitor
@@ -40,8 +42,17 @@ PagesDep = Annotated[Pages, Depends(get_pages)]
 
 
 def get_session(runtime: RuntimeDep) -> Iterator[Session]:
-    with runtime.sessions() as session:
+    session = runtime.sessions()
+    try:
         yield session
+    finally:
+        try:
+            session.close()
+        except DBAPIError as exc:
+            # The database went away mid-request: the page said so (503); closing the dead
+            # connection must not fail the request a second time.
+            if not is_connection_error(exc):
+                raise
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 
+from dispatcher.api.ops import is_connection_error
 from dispatcher.config import Settings
 from dispatcher.server_secrets import console_secret
 
@@ -112,9 +114,16 @@ class SessionCodec:
         payload: dict[str, str] = {"csrf": visitor.csrf}
         if visitor.token is not None:
             payload["token"] = visitor.token
+        try:
+            signer = self._signer()
+        except DBAPIError as exc:
+            # The key lives in a database that is away: this page goes without a cookie.
+            if not is_connection_error(exc):
+                raise
+            return
         response.set_cookie(
             COOKIE,
-            self._signer().dumps(payload),
+            signer.dumps(payload),
             max_age=int(self._settings.console_session_seconds),
             path=path,
             secure=secure,

@@ -2,10 +2,10 @@
 ``dispatcher serve``-like app per backend with an embedded worker delivering to a loopback
 webhook receiver that a test can make fail.
 
-* ``browser`` (session): one chromium for the whole run. Never downloaded: Playwright is
+* ``browser`` (package): one chromium for all the browser tests. Never downloaded: Playwright is
   pointed at ``/usr/bin/chromium`` (``apt-get install -y chromium chromium-driver``; ``.ci/run``
   installs it). Missing, it skips the browser tests, except under CI, where it fails them.
-* ``console_server`` (session, per backend): the API and console on a free loopback port,
+* ``console_server`` (package, per backend): the API and console on a free loopback port,
   an embedded worker and sweep, short retries, and a session-long ``Receiver``.
 * ``page`` (per test): a fresh browser context (no cookies) whose every request leaving
   loopback is aborted and recorded in ``offsite``; ``console_page`` also fails the test if
@@ -57,7 +57,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+# Package-scoped, not session-scoped: Playwright's sync API keeps its event loop marked as
+# running in the main thread while it is started, and every later test that calls
+# asyncio.run() would fail. The browser tests run together; the browser stops after them.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} missing: apt-get install -y chromium chromium-driver"
@@ -103,13 +106,13 @@ class ConsoleServer:
         return self.base_url + path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def console_receiver() -> Iterator[Receiver]:
     with receiving() as receiver:
         yield receiver
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.fixture(scope="package", params=BACKENDS)
 def console_server(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,

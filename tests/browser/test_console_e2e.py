@@ -4,6 +4,7 @@ receiver fail until the notification is disabled and see it so, reset it, redeli
 
 from __future__ import annotations
 
+import base64
 import json
 
 from playwright.sync_api import Page, expect
@@ -12,6 +13,16 @@ from tests.browser.conftest import ConsoleServer, Shoot, sign_in
 from tests.integration.conftest import Receiver
 
 MARK = "window.__sameDocument"
+
+
+def cookie_payload(page: Page) -> dict[str, str]:
+    """What the console's (signed, not encrypted) cookie holds."""
+    (cookie,) = page.context.cookies()
+    encoded = cookie["value"].split(".")[0]
+    payload: dict[str, str] = json.loads(
+        base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    )
+    return payload
 
 
 def mark_document(page: Page) -> None:
@@ -33,6 +44,9 @@ def test_create_test_fail_disable_reset_redeliver(
 
     sign_in(page, console_server, secret)
     expect(page.get_by_role("heading", name="Repositories")).to_be_visible()
+    (cookie,) = page.context.cookies()
+    assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (True, "Strict", "/console")
+    assert page.evaluate("() => document.cookie") == ""
     page.get_by_role("link", name=repository).click()
 
     # create: the form shows the webhook's settings and no option of another event
@@ -116,6 +130,12 @@ def test_create_test_fail_disable_reset_redeliver(
     assert redelivered.headers["webhook-id"] not in (failed_id, delivery_id)
     assert f"/deliveries/{redelivered.headers['webhook-id']}?" in page.url
     assert redelivered.json()["repository"] == repository
+    assert secret not in page.content() and secret not in page.url
+
+    assert "token" in cookie_payload(page)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert "token" not in cookie_payload(page)  # the sign-in form's cookie holds its CSRF only
 
 
 def test_delete_asks_first(

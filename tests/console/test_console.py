@@ -4,7 +4,7 @@ form's validation (the API's, beside each field), and bad input answering 4xx pa
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -12,13 +12,18 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from dispatcher import service
+from dispatcher import service, tokens
+from dispatcher.api import create_app
+from dispatcher.db import upgrade
 from dispatcher.doorbell import RecordingDoorbell
 from dispatcher.events import EVENTS
 from dispatcher.models import AccessToken, utcnow
+from dispatcher.runtime import create_runtime
 from dispatcher.senders import METHODS, config_fields
-from tests.conftest import LiveServer, MakeToken
+from tests.conftest import LiveServer, MakeToken, serving, settings_for
 from tests.console.client import Console, field_errors
+from tests.deliverylog import add_delivery, add_notification
+from tests.tcpproxy import TCPProxy
 
 REPO = "/repository/acme/web"
 WEBHOOK = {"event": "repo_push", "method": "webhook", "config.webhook.url": "https://h.example.com"}
@@ -372,3 +377,84 @@ def test_console_root_redirects_to_the_repositories(server: LiveServer) -> None:
 
 def test_the_api_schema_does_not_list_the_console(http: httpx.Client) -> None:
     assert not [path for path in http.get("/openapi.json").json()["paths"] if "console" in path]
+
+
+def test_503_pages_while_the_database_is_away(postgres_database: Callable[[], str]) -> None:
+    real = postgres_database()
+    upgrade(real)
+    proxy = TCPProxy(("127.0.0.1", 5432))
+    proxy.start()
+    proxied = real.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    runtime = create_runtime(settings_for(proxied), doorbell=RecordingDoorbell())
+    other = create_runtime(settings_for(proxied), doorbell=RecordingDoorbell())
+    with runtime.sessions.begin() as session:
+        service.add_repository(session, "acme/web")
+        _, secret = tokens.create_token(session, scopes=["repo:admin"], grants=["*"])
+    try:
+        with serving(create_app(runtime)) as base_url, serving(create_app(other)) as other_url:
+            before = Console(base_url)
+            assert before.sign_in(secret).status_code == 303
+            proxy.stop()
+            down = before.get(REPO)
+            assert down.status_code == 503, down.text[-300:]
+            assert "The database is unavailable" in down.text
+            # another process that never read the cookie key: a cookie cannot be checked,
+            # and a visitor without one is asked to sign in (with no cookie set)
+            elsewhere = Console(other_url)
+            elsewhere.cookie = before.cookie
+            assert elsewhere.get(REPO).status_code == 503
+            anonymous = Console(other_url)
+            asked = anonymous.get(REPO)
+            assert asked.status_code == 401 and "set-cookie" not in asked.headers
+            proxy.start()
+            assert before.get(REPO).status_code == 200
+            assert elsewhere.get(REPO).status_code == 200
+            for client in (before, elsewhere, anonymous):
+                client.close()
+    finally:
+        proxy.stop()
+        runtime.close()
+        other.close()
+
+
+def test_deliveries_are_paged_newest_first_and_filtered(
+    signed_in: Console, server: LiveServer
+) -> None:
+    now = utcnow()
+    with server.runtime.sessions.begin() as session:
+        notification = add_notification(session)
+        uuid = notification.uuid
+        made = [
+            add_delivery(
+                session,
+                notification,
+                created_at=now - timedelta(minutes=minute),
+                status="failed" if minute % 5 == 0 else "succeeded",
+            ).id
+            for minute in range(25)
+        ]
+    page = f"{REPO}/notification/{uuid}"
+    first = signed_in.get(page)
+    shown = re.findall(r'data-delivery="([^"]+)"', first.text)
+    assert shown == made[:20]  # default page size, newest first
+    older = re.search(r'href="/console([^"]+)">Older</a>', first.text)
+    assert older
+    second = signed_in.get(older.group(1).replace("&amp;", "&"))
+    assert re.findall(r'data-delivery="([^"]+)"', second.text) == made[20:]
+    assert "Older</a>" not in second.text and "Newest</a>" in second.text
+    failed = signed_in.get(f"{page}?status=failed")
+    assert re.findall(r'data-delivery="([^"]+)"', failed.text) == made[::5]
+    assert '<option value="failed" selected>' in failed.text
+    live = signed_in.get(f"{page}/live?status=failed")
+    assert re.findall(r'data-delivery="([^"]+)"', live.text) == made[::5]
+    assert 'data-pending="false"' in live.text
+
+
+def test_what_users_typed_is_shown_as_text(signed_in: Console, server: LiveServer) -> None:
+    markup = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    uuid = create(signed_in, title=markup)
+    for page in (REPO, f"{REPO}/notification/{uuid}", f"{REPO}/notification/{uuid}/delete"):
+        text = signed_in.get(page).text
+        assert markup not in text and "&lt;script&gt;" in text, page
+    bad = signed_in.post(REPO + "/notification/", {**WEBHOOK, "event": markup})
+    assert bad.status_code == 400 and markup not in bad.text
