@@ -78,8 +78,8 @@ def get_principal(visitor: VisitorDep, session: SessionDep) -> tokens.Principal:
 PrincipalDep = Annotated[tokens.Principal, Depends(get_principal)]
 
 
-async def get_form(request: Request, runtime: RuntimeDep) -> dict[str, str]:
-    return await read_form(request, runtime.settings.max_request_bytes)
+async def get_form(request: Request) -> dict[str, str]:
+    return await read_form(request)
 
 
 FormDep = Annotated[dict[str, str], Depends(get_form)]

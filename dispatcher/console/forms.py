@@ -1,7 +1,8 @@
 """Reading the console's forms, and the create form built from the catalogues.
 
-Forms arrive as ``application/x-www-form-urlencoded``, bounded by ``max_request_bytes`` and a
-number of fields. The create form has one group of inputs per ``eventConfig`` field (shared by
+Forms arrive as ``application/x-www-form-urlencoded``, their bodies already read and bounded
+by the API app's :class:`~dispatcher.api.limits.BodyLimit`, and at most :data:`MAX_FIELDS`
+fields. The create form has one group of inputs per ``eventConfig`` field (shared by
 the events that declare it) and one group per method; the inputs of the chosen event and
 method become ``eventConfig`` and ``config`` and go to ``service.create_notification``, the
 API's own validation, whose errors are shown beside the field they name.
@@ -16,8 +17,6 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from dispatcher.api.notifications import read_body
-from dispatcher.api.schemas import TITLE_MAX
 from dispatcher.configfields import ConfigField
 from dispatcher.errors import (
     InvalidFieldError,
@@ -32,14 +31,13 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FIELDS = 64
 
 
-async def read_form(request: Request, limit: int) -> dict[str, str]:
+async def read_form(request: Request) -> dict[str, str]:
     """The submitted fields (the first value of each name). InvalidRequestError for another
-    content type, text that is not UTF-8 or too many fields; RequestTooLargeError past
-    ``limit`` bytes."""
+    content type, text that is not UTF-8 or too many fields."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != FORM_TYPE:
         raise InvalidRequestError(f"Send the form as {FORM_TYPE}")
-    body = await read_body(request, limit)
+    body = await request.body()
     try:
         pairs = parse_qsl(
             body.decode("utf-8"),
@@ -127,14 +125,10 @@ class CreateRequest:
 
 def create_request(values: Mapping[str, str]) -> CreateRequest:
     """The create request a submitted form stands for: only the inputs of the chosen event
-    and method are read; empty ones are left out. InvalidFieldError for a long title."""
+    and method are read; empty ones are left out."""
     event = values.get("event", "")
     method = values.get("method", "")
     title = values.get("title", "").strip() or None
-    if title is not None and len(title) > TITLE_MAX:
-        raise InvalidFieldError(
-            f"'title' is too long (maximum {TITLE_MAX} characters)", location=("", "title")
-        )
     event_fields = EVENTS[event].config_fields if event in EVENTS else ()
     method_fields = config_fields(method) if method in METHODS else ()
     return CreateRequest(

@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import update
 
 from dispatcher import service, tokens
-from dispatcher.api import create_app
 from dispatcher.db import upgrade
 from dispatcher.doorbell import RecordingDoorbell
 from dispatcher.events import EVENTS
@@ -391,7 +390,7 @@ def test_503_pages_while_the_database_is_away(postgres_database: Callable[[], st
         service.add_repository(session, "acme/web")
         _, secret = tokens.create_token(session, scopes=["repo:admin"], grants=["*"])
     try:
-        with serving(create_app(runtime)) as base_url, serving(create_app(other)) as other_url:
+        with serving(runtime) as base_url, serving(other) as other_url:
             before = Console(base_url)
             assert before.sign_in(secret).status_code == 303
             proxy.stop()
