@@ -312,6 +312,12 @@ def test_bad_input_answers_4xx_pages(signed_in: Console, server: LiveServer) -> 
         assert response.headers["content-type"].startswith("text/html"), path
     unknown = signed_in.post(f"{REPO}/notification/{other}/delete")
     assert f"No repository notification found for: acme, web, {other}" in unknown.text
+    with server.runtime.sessions.begin() as session:
+        elsewhere = add_notification(session, "acme/api").uuid
+    # a uuid of another repository is an unknown uuid here, as in the API
+    assert signed_in.get(f"{REPO}/notification/{elsewhere}").status_code == 404
+    assert signed_in.post(f"{REPO}/notification/{elsewhere}/test").status_code == 400
+    assert signed_in.get(f"/repository/acme/api/notification/{elsewhere}").status_code == 200
 
     raw = [
         ({"content-type": "application/json"}, b'{"csrf": "x"}', 400),
