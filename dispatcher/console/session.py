@@ -16,7 +16,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -47,7 +47,7 @@ class Visitor:
     csrf: str
     token: str | None = None
     changed: bool = False
-    signed_out: bool = field(default=False)
+    signed_out: bool = False
 
     def check_csrf(self, submitted: str | None) -> None:
         if not submitted or not hmac.compare_digest(submitted.encode(), self.csrf.encode()):
