@@ -5,6 +5,7 @@ the last page)."""
 from __future__ import annotations
 
 import re
+from html import unescape
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -65,6 +66,4 @@ class Console:
 
 def field_errors(html: str) -> dict[str, str]:
     """``{input id: message}`` of the errors shown beside fields."""
-    import html as html_module
-
-    return {key: html_module.unescape(text) for key, text in ERROR.findall(html)}
+    return {key: unescape(text) for key, text in ERROR.findall(html)}
