@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from dispatcher.config import DEFAULT_TEMPLATES_DIR
+from dispatcher.config import packaged_templates_dir
 from dispatcher.console.session import COOKIE, SessionCodec, Visitor
 
 # What a console page may load: its own stylesheet and script, nothing inline, nothing from
@@ -40,9 +40,10 @@ NOTICES = {
 
 
 def console_templates_dir() -> Path:
-    """Where the console's pages live: ``console/`` beside the message templates that ship
-    with dispatcher (not ``DISPATCHER_TEMPLATES_DIR``, which replaces only messages)."""
-    return DEFAULT_TEMPLATES_DIR / "console"
+    """Where the console's pages live: ``console/`` of the templates that ship in the package
+    (``dispatcher.templates``), not ``DISPATCHER_TEMPLATES_DIR``, which replaces messages
+    only."""
+    return packaged_templates_dir() / "console"
 
 
 def make_environment(directory: Path) -> Environment:
