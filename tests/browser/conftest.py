@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
-from dispatcher import service, tokens
+from dispatcher import authorized_emails, service, tokens
 from dispatcher.db import upgrade
 from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.worker.embedded import start_embedded
@@ -101,6 +101,13 @@ class ConsoleServer:
         with self.runtime.sessions.begin() as session:
             service.add_repository(session, name)
         return name
+
+    def authorize_email(self, repository: str, address: str) -> None:
+        """Confirm ``address`` for ``repository``'s e-mail notifications (as an operator)."""
+        namespace, name = repository.split("/")
+        with self.runtime.sessions.begin() as session:
+            found = service.get_repository(session, namespace, name)
+            authorized_emails.authorize(session, found, address, self.runtime.settings)
 
     def url(self, path: str) -> str:
         return self.base_url + path

@@ -158,6 +158,10 @@ def test_delete_asks_first(
     shoot(page, "create-error")
     field.fill("ops@example.com")
     page.get_by_role("button", name="Create notification").click()
+    expect(page.locator("#f-email-email-error")).to_contain_text("is not authorized")
+    console_server.authorize_email(repository, "ops@example.com")
+    page.get_by_label("E-mail address (required)", exact=True).fill("ops@example.com")
+    page.get_by_role("button", name="Create notification").click()
     expect(page.get_by_role("status")).to_have_text("Notification created.")
 
     page.get_by_role("link", name=repository).click()

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from dispatcher import service, tokens
+from dispatcher import authorized_emails, service, tokens
 from dispatcher.db import upgrade
 from dispatcher.doorbell import RecordingDoorbell
 from dispatcher.events import EVENTS
@@ -195,8 +195,12 @@ CREATES = [(event, "webhook") for event in EVENTS] + [("repo_push", m) for m in 
 
 
 def test_every_event_and_method_can_be_created_through_the_form(
-    signed_in: Console, http: httpx.Client, make_token: MakeToken
+    signed_in: Console, http: httpx.Client, make_token: MakeToken, server: LiveServer
 ) -> None:
+    with server.runtime.sessions.begin() as session:
+        repository = service.get_repository(session, "acme", "web")
+        for field in config_fields("email"):
+            authorized_emails.authorize(session, repository, field.example, server.runtime.settings)
     for event, method in CREATES:
         fields = form_for(event, method)
         response = signed_in.post(REPO + "/notification/", fields)
@@ -258,6 +262,11 @@ ERRORS: list[tuple[dict[str, str], dict[str, Any], str]] = [
         "f-ec-days",
     ),
     ({"title": "t" * 256}, {"title": "t" * 256}, "f-title"),
+    (
+        {"method": "email", "config.email.email": "stranger@example.com"},
+        {"method": "email", "config": {"email": "stranger@example.com"}},
+        "f-email-email",
+    ),
 ]
 
 
