@@ -18,11 +18,12 @@ def test_docs_list_the_operations_offline(
 ) -> None:
     page.goto(console_server.url("/docs"))
     operations = page.locator(".opblock")
+    page.wait_for_load_state("networkidle")
     expect(operations.first).to_be_visible()
     path = "/api/v1/repository/{namespace}/{repository}/notification/"
     expect(page.get_by_text(path).first).to_be_visible()
     assert operations.count() >= 6
-    expect(page.get_by_role("button", name="Authorize")).to_be_visible()
+    expect(page.get_by_role("button", name="Authorize", exact=True)).to_be_visible()
     assert guarded.offsite == []
 
 
@@ -41,4 +42,5 @@ def test_redoc_asks_nothing_from_off_loopback(
 ) -> None:
     page.goto(console_server.url("/redoc"))
     expect(page.get_by_role("heading", name=SUMMARY)).to_be_visible()
+    page.wait_for_load_state("networkidle")  # what Redoc fetches after it has drawn
     assert guarded.offsite == []
