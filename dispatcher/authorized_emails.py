@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dispatcher.config import Settings
-from dispatcher.errors import InvalidRequestError
+from dispatcher.errors import InvalidFieldError, InvalidRequestError
 from dispatcher.models import AuthorizedEmail, Repository, utcnow
 from dispatcher.tokens import hash_secret
 
@@ -78,13 +78,14 @@ def find(session: Session, repository: Repository, address: str) -> AuthorizedEm
 def require_authorized(
     session: Session, repository: Repository, config: dict[str, Any], settings: Settings
 ) -> None:
-    """InvalidRequestError with Quay's message unless the address of an ``email`` config is
-    confirmed for ``repository`` (nothing is checked with ``email_authorization`` off)."""
+    """InvalidFieldError (naming ``config.email``) with Quay's message unless the address of
+    an ``email`` config is confirmed for ``repository`` (nothing is checked with
+    ``email_authorization`` off)."""
     if settings.email_authorization == "off":
         return
     record = find(session, repository, str(config.get("email", "")))
     if record is None or not record.confirmed:
-        raise InvalidRequestError(NOT_AUTHORIZED)
+        raise InvalidFieldError(NOT_AUTHORIZED, location=("config", "email"))
 
 
 def _check_address(address: str, settings: Settings) -> None:

@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(default=1_048_576, ge=1024)
     max_expression_chars: int = Field(default=1024, ge=16, le=65_536)
 
+    # the operator console (/console): the cookie-signing key (generated and kept in the
+    # database when unset) and how long a sign-in lasts
+    console_secret: SecretStr | None = Field(default=None, min_length=32)
+    console_session_lifetime: str = "12h"
+    console_page_size: int = Field(default=50, ge=1, le=500)
+    console_poll_interval: float = Field(default=1.0, gt=0)
+
     # event data (Quay's SERVER_HOSTNAME / PREFERRED_URL_SCHEME)
     server_hostname: str = "localhost:8000"
     preferred_url_scheme: Literal["http", "https"] = "http"
@@ -190,9 +197,9 @@ class Settings(BaseSettings):
         _parse_networks(value)
         return value
 
-    @field_validator("delivery_retention")
+    @field_validator("delivery_retention", "console_session_lifetime")
     @classmethod
-    def _check_retention(cls, value: str) -> str:
+    def _check_duration(cls, value: str) -> str:
         parse_duration(value)
         return value
 
@@ -209,6 +216,10 @@ class Settings(BaseSettings):
     @property
     def retention_seconds(self) -> float:
         return parse_duration(self.delivery_retention)
+
+    @property
+    def console_session_seconds(self) -> float:
+        return parse_duration(self.console_session_lifetime)
 
     @property
     def embedded(self) -> bool:

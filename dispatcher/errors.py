@@ -4,6 +4,7 @@
 
     DispatcherError
     ├── InvalidRequestError        bad input from a caller            -> API 400 invalid_request
+    │   ├── InvalidFieldError      one field of a config is wrong (``location`` names it)
     │   ├── UnknownEventError      event name not in the catalogue
     │   ├── UnknownMethodError     method name not in the sender registry
     │   └── RequestTooLargeError   body over DISPATCHER_MAX_REQUEST_BYTES -> API 413
@@ -48,6 +49,15 @@ class DispatcherError(Exception):
 
 class InvalidRequestError(DispatcherError):
     """The caller sent something we will not store; the message tells them what to fix."""
+
+
+class InvalidFieldError(InvalidRequestError):
+    """One field of a create request is wrong. ``location`` names it as the request does:
+    ``("config", "url")``, ``("eventConfig", "level")``; forms show the message beside it."""
+
+    def __init__(self, message: str, *, location: tuple[str, str]) -> None:
+        super().__init__(message)
+        self.location = location
 
 
 class UnknownEventError(InvalidRequestError):

@@ -1,8 +1,9 @@
 """The event catalogue: Quay's eleven repository events.
 
 Each :class:`EventType` knows its level (Slack colour), its one-line summary (e-mail subject,
-Slack text), its sample data (what ``test`` delivers), how to validate an ``eventConfig`` at
-create time, and its filter (``should_deliver``), applied when an event is fanned out.
+Slack text), its sample data (what ``test`` delivers), the fields of its ``eventConfig`` (for
+forms) and how to validate one at create time, and its filter (``should_deliver``), applied
+when an event is fanned out.
 The words users read in messages live in ``templates/``, not here.
 """
 
@@ -15,7 +16,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dispatcher.bounds import compile_pattern
-from dispatcher.errors import InvalidRequestError, UnknownEventError
+from dispatcher.configfields import ConfigField
+from dispatcher.errors import InvalidFieldError, InvalidRequestError, UnknownEventError
 
 if TYPE_CHECKING:  # the command line reads the catalogue without loading the settings
     from dispatcher.config import Settings
@@ -82,6 +84,7 @@ class EventType:
     should_deliver: Callable[[Data, Data, Settings], bool] = field(
         default=lambda _config, _data, _settings: True
     )
+    config_fields: tuple[ConfigField, ...] = ()
 
 
 # -- repo_push ---------------------------------------------------------------------------------
@@ -94,16 +97,25 @@ def _push_sample(_config: Data, _now: datetime) -> Data:
 # -- build events ------------------------------------------------------------------------------
 
 
+REF_REGEX = ConfigField(
+    name="ref-regex",
+    label="Ref regex",
+    help="Only builds whose git ref matches from the start, e.g. refs/heads/main",
+    example="refs/heads/.*",
+)
+
+
 def _validate_build_config(config: Data, settings: Settings) -> None:
     regex = config.get("ref-regex")
     if regex is None:
         return
+    where = ("eventConfig", "ref-regex")
     if not isinstance(regex, str):
-        raise InvalidRequestError("eventConfig 'ref-regex' must be a string")
+        raise InvalidFieldError("eventConfig 'ref-regex' must be a string", location=where)
     try:
         compile_pattern(regex, settings.max_expression_chars)
     except InvalidRequestError as exc:
-        raise InvalidRequestError(f"Invalid ref-regex: {exc.message}") from None
+        raise InvalidFieldError(f"Invalid ref-regex: {exc.message}", location=where) from None
 
 
 def _build_should_deliver(config: Data, data: Data, settings: Settings) -> bool:
@@ -175,6 +187,7 @@ def _build_event(name: str) -> EventType:
         sample=_build_sample(name),
         subpage=lambda data: f"/build/{data['build_id']}" if data.get("build_id") else None,
         validate_config=_validate_build_config,
+        config_fields=(REF_REGEX,),
         should_deliver=_build_should_deliver,
     )
 
@@ -200,13 +213,25 @@ def _parse_count(value: Any) -> int | None:
     return None
 
 
+LEVEL = ConfigField(
+    name="level",
+    label="Minimum severity",
+    widget="select",
+    integer=True,
+    help="Only vulnerabilities at least this severe",
+    choices=tuple((str(index), name) for index, name in enumerate(SEVERITIES)),
+    example="1",
+)
+
+
 def _validate_vulnerability_config(config: Data, _settings: Settings) -> None:
     if "level" not in config:
         return
     level = _parse_count(config["level"])
     if level is None or not 0 <= level < len(SEVERITIES):
-        raise InvalidRequestError(
-            "eventConfig 'level' must be an integer from 0 (Critical) to 5 (Unknown)"
+        raise InvalidFieldError(
+            "eventConfig 'level' must be an integer from 0 (Critical) to 5 (Unknown)",
+            location=("eventConfig", "level"),
         )
 
 
@@ -301,12 +326,27 @@ def expiry_days(config: Data) -> int | None:
     return days
 
 
+DAYS = ConfigField(
+    name="days",
+    label="Days before expiry",
+    widget="number",
+    required=True,
+    integer=True,
+    help=f"Announce tags that expire within this many days (at most {MAX_EXPIRY_DAYS})",
+    example="7",
+)
+
+
 def _validate_expiry_config(config: Data, _settings: Settings) -> None:
+    where = ("eventConfig", "days")
     if "days" not in config:
-        raise InvalidRequestError("eventConfig 'days' is required for repo_image_expiry")
+        raise InvalidFieldError(
+            "eventConfig 'days' is required for repo_image_expiry", location=where
+        )
     if expiry_days(config) is None:
-        raise InvalidRequestError(
-            f"eventConfig 'days' must be a positive integer (at most {MAX_EXPIRY_DAYS})"
+        raise InvalidFieldError(
+            f"eventConfig 'days' must be a positive integer (at most {MAX_EXPIRY_DAYS})",
+            location=where,
         )
 
 
@@ -334,6 +374,7 @@ EVENTS: Mapping[str, EventType] = {
             summary=_vulnerability_summary,
             sample=_vulnerability_sample,
             validate_config=_validate_vulnerability_config,
+            config_fields=(LEVEL,),
             should_deliver=_vulnerability_should_deliver,
         ),
         *(_mirror_event(name) for name in _MIRROR_WORDS),
@@ -344,6 +385,7 @@ EVENTS: Mapping[str, EventType] = {
             summary=lambda data: f"Repository {data['repository']} image(s) expiring",
             sample=_expiry_sample,
             validate_config=_validate_expiry_config,
+            config_fields=(DAYS,),
         ),
     )
 }

@@ -5,6 +5,7 @@ repositories ─< notifications ─< deliveries >─ events
      │               └─< expiry_announcements
      └─< authorized_emails (addresses confirmed for the repository's e-mail notifications)
 access_tokens (stand alone; grants name repositories by pattern)
+server_secrets (stand alone; e.g. the console's cookie-signing key when none is configured)
 
 A notification is disabled while ``disabled_at`` is set (when ``number_of_failures`` reaches
 ``max_failures``); reset clears both. A delivery is ``pending`` until it ends ``succeeded``,
@@ -233,6 +234,16 @@ class AuthorizedEmail(Base):
     repository: Mapped[Repository] = relationship()
 
 
+class ServerSecret(Base):
+    """A secret the service generated for itself, shared by every process on the database."""
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 __all__ = [
     "DELIVERY_KINDS",
     "DELIVERY_STATUSES",
@@ -245,5 +256,6 @@ __all__ = [
     "ExpiryAnnouncement",
     "Notification",
     "Repository",
+    "ServerSecret",
     "utcnow",
 ]

@@ -17,7 +17,7 @@ from dispatcher.authorized_emails import require_authorized
 from dispatcher.bounds import is_valid_name
 from dispatcher.config import Settings
 from dispatcher.doorbell import Doorbell
-from dispatcher.errors import InvalidRequestError, NotFoundError, echo
+from dispatcher.errors import InvalidFieldError, InvalidRequestError, NotFoundError, echo
 from dispatcher.events import event_data, get_event
 from dispatcher.models import AuthorizedEmail, Delivery, Event, Notification, Repository, utcnow
 
@@ -126,7 +126,9 @@ def create_notification(
     if title is not None:
         bounds.check_text(title, "title")
         if len(title) > TITLE_MAX:
-            raise InvalidRequestError(f"'title' is too long (maximum {TITLE_MAX} characters)")
+            raise InvalidFieldError(
+                f"'title' is too long (maximum {TITLE_MAX} characters)", location=("", "title")
+            )
     stored_config = senders.validate_config(method, config, settings)
     if method == "email":
         require_authorized(session, repository, stored_config, settings)

@@ -159,3 +159,25 @@ def test_0002_authorizes_the_addresses_of_existing_email_notifications(
         assert count == 3
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_server_secrets_migration_downgrades_and_upgrades_again(
+    backend: str, tmp_path: Path, postgres_database: Callable[[], str]
+) -> None:
+    from alembic import command
+
+    from dispatcher.db import alembic_config
+
+    url = fresh_database_url(backend, tmp_path, postgres_database)
+    upgrade(url)
+    engine = create_engine(url)
+    try:
+        assert "server_secrets" in inspect(engine).get_table_names()
+        command.downgrade(alembic_config(url), "0002")
+        assert "server_secrets" not in inspect(engine).get_table_names()
+        assert "authorized_emails" in inspect(engine).get_table_names()
+        upgrade(url)
+        assert "server_secrets" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

@@ -39,6 +39,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(authorized_emails.confirmation)
     app.add_middleware(BodyLimit, settings=runtime.settings)
     install_operations(app)
+    # Here, not at the top: the console is the API app's only HTML, and imports the API.
+    from dispatcher.console import install_console
+
+    install_console(app, runtime)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

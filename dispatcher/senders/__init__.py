@@ -1,5 +1,6 @@
 """The explicit registry of delivery methods: ``webhook``, ``slack``, ``email``.
 
+* :func:`config_fields` describes each method's config fields, for forms.
 * :func:`validate_config` checks a create request's ``config`` for a method without building
   any sender (the API calls it); Quay's legacy ``hipchat``, ``flowdock`` and
   ``quay_notification`` are unknown here.
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 
 from dispatcher.config import Settings
+from dispatcher.configfields import ConfigField
 from dispatcher.errors import UnknownMethodError
 from dispatcher.senders import email, slack, webhook
 from dispatcher.senders.base import Receipt, RenderContext, Sender
@@ -27,6 +29,12 @@ _VALIDATORS: Mapping[str, Callable[[dict[str, Any], Settings], dict[str, Any]]] 
     "webhook": webhook.validate_config,
     "slack": slack.validate_config,
     "email": email.validate_config,
+}
+
+_FIELDS: Mapping[str, tuple[ConfigField, ...]] = {
+    "webhook": webhook.CONFIG_FIELDS,
+    "slack": slack.CONFIG_FIELDS,
+    "email": email.CONFIG_FIELDS,
 }
 
 _DESCRIBERS: Mapping[str, Callable[[dict[str, Any]], str]] = {
@@ -41,6 +49,7 @@ __all__ = [
     "RenderContext",
     "Sender",
     "build_registry",
+    "config_fields",
     "describe_target",
     "validate_config",
 ]
@@ -53,6 +62,15 @@ def validate_config(method: str, config: dict[str, Any], settings: Settings) -> 
     if validator is None:
         raise UnknownMethodError(method)
     return validator(config, settings)
+
+
+def config_fields(method: str) -> tuple[ConfigField, ...]:
+    """The fields of ``method``'s config, in form order; UnknownMethodError if not in
+    :data:`METHODS`."""
+    fields = _FIELDS.get(method)
+    if fields is None:
+        raise UnknownMethodError(method)
+    return fields
 
 
 def describe_target(method: str, config: dict[str, Any]) -> str:

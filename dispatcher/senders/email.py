@@ -24,11 +24,29 @@ from typing import Any, ClassVar
 from email_validator import EmailNotValidError, validate_email
 
 from dispatcher.config import Settings
-from dispatcher.errors import InvalidRequestError, PermanentDeliveryError, TransientDeliveryError
+from dispatcher.configfields import ConfigField
+from dispatcher.errors import (
+    InvalidFieldError,
+    InvalidRequestError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from dispatcher.rendering import environments, message_variables, render
 from dispatcher.senders.base import Receipt, RenderContext
 
 SMTPFactory = Callable[[], smtplib.SMTP]
+
+CONFIG_FIELDS = (
+    ConfigField(
+        name="email",
+        label="E-mail address",
+        widget="email",
+        required=True,
+        help="One address",
+        example="ops@example.com",
+    ),
+)
+_WHERE = ("config", "email")
 
 
 @dataclass(frozen=True)
@@ -60,18 +78,18 @@ def validate_config(config: dict[str, Any], settings: Settings) -> dict[str, Any
     syntactically valid address (CR/LF included, so no header injection). Returns ``config``."""
     address = config.get("email")
     if address is None or address == "":
-        raise InvalidRequestError("Missing e-mail address")
+        raise InvalidFieldError("Missing e-mail address", location=_WHERE)
     _check_address(address)
     return config
 
 
 def _check_address(address: Any) -> None:
     if not isinstance(address, str) or "\r" in address or "\n" in address:
-        raise InvalidRequestError("Invalid e-mail address")
+        raise InvalidFieldError("Invalid e-mail address", location=_WHERE)
     try:
         validate_email(address, check_deliverability=False)
     except EmailNotValidError:
-        raise InvalidRequestError("Invalid e-mail address") from None
+        raise InvalidFieldError("Invalid e-mail address", location=_WHERE) from None
 
 
 def mail_domain(settings: Settings) -> str:

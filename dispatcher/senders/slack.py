@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from dispatcher.config import Settings
-from dispatcher.errors import InvalidRequestError, PermanentDeliveryError
+from dispatcher.configfields import ConfigField
+from dispatcher.errors import InvalidFieldError, InvalidRequestError, PermanentDeliveryError
 from dispatcher.netguard import check_url
 from dispatcher.rendering import environments, message_variables, mrkdwn_escape, render
 from dispatcher.senders import http
@@ -33,6 +34,17 @@ COLORS = {
     "primary": "good",
 }
 DEFAULT_COLOR = "#ffffff"
+
+CONFIG_FIELDS = (
+    ConfigField(
+        name="url",
+        label="Slack webhook URL",
+        widget="url",
+        required=True,
+        help="The incoming-webhook URL Slack gave you",
+        example="https://hooks.slack.com/services/T000/B000/XXXX",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -53,12 +65,13 @@ def validate_config(config: dict[str, Any], settings: Settings) -> dict[str, Any
     """``Missing Slack Callback URL``; ``Invalid Slack Callback URL`` for a URL the webhook
     rules reject (scheme, localhost, non-public literal address). Returns ``config``."""
     url = config.get("url")
+    where = ("config", "url")
     if not isinstance(url, str) or not url.strip():
-        raise InvalidRequestError("Missing Slack Callback URL")
+        raise InvalidFieldError("Missing Slack Callback URL", location=where)
     try:
         check_url(url, settings)
     except InvalidRequestError:
-        raise InvalidRequestError("Invalid Slack Callback URL") from None
+        raise InvalidFieldError("Invalid Slack Callback URL", location=where) from None
     return config
 
 

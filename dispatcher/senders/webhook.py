@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from dispatcher.config import Settings
-from dispatcher.errors import InvalidRequestError, PermanentDeliveryError
+from dispatcher.configfields import ConfigField
+from dispatcher.errors import InvalidFieldError, InvalidRequestError, PermanentDeliveryError
 from dispatcher.jsontemplate import JSONTemplateError, compile_template, validate_template
 from dispatcher.netguard import check_url
 from dispatcher.senders import http
@@ -31,6 +32,31 @@ from dispatcher.senders.base import Receipt, RenderContext
 SECRET_PREFIX = "whsec_"
 _MIN_SECRET_BYTES = 16
 _MAX_SECRET_BYTES = 64
+
+CONFIG_FIELDS = (
+    ConfigField(
+        name="url",
+        label="Webhook URL",
+        widget="url",
+        required=True,
+        help="http or https; the event is POSTed here as JSON",
+        example="https://hooks.example.com/registry",
+    ),
+    ConfigField(
+        name="template",
+        label="Body template",
+        widget="textarea",
+        help='Optional Quay JSON template, e.g. {"repo": "${repository}"}',
+        example='{"repo": "${repository}"}',
+    ),
+    ConfigField(
+        name="secret",
+        label="Signing secret",
+        widget="password",
+        help="Optional whsec_… secret; enables Standard Webhooks signatures",
+        example="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -52,20 +78,24 @@ def validate_config(config: dict[str, Any], settings: Settings) -> dict[str, Any
     plus the optional signing secret. Returns ``config`` unchanged."""
     url = config.get("url")
     if not isinstance(url, str) or not url.strip():
-        raise InvalidRequestError("Missing webhook URL")
-    check_url(url, settings)
+        raise InvalidFieldError("Missing webhook URL", location=("config", "url"))
+    try:
+        check_url(url, settings)
+    except InvalidRequestError as exc:
+        raise InvalidFieldError(exc.message, location=("config", "url")) from None
     template = config.get("template")
     if template is not None:
         if not isinstance(template, str):
-            raise InvalidRequestError(
+            raise InvalidFieldError(
                 "Webhook template must be a string containing JSON, e.g. "
-                '"{\\"repo\\": \\"${repository}\\"}"'
+                '"{\\"repo\\": \\"${repository}\\"}"',
+                location=("config", "template"),
             )
         if template.strip():
             try:
                 validate_template(template, settings.max_json_depth, settings.max_expression_chars)
             except JSONTemplateError as exc:
-                raise InvalidRequestError(str(exc)) from None
+                raise InvalidFieldError(str(exc), location=("config", "template")) from None
     secret = config.get("secret")
     if secret is not None and secret != "":
         _secret_key(secret)
@@ -73,20 +103,21 @@ def validate_config(config: dict[str, Any], settings: Settings) -> dict[str, Any
 
 
 def _secret_key(secret: Any) -> bytes:
-    """The HMAC key of a ``whsec_`` secret; InvalidRequestError (never echoing it) if bad."""
+    """The HMAC key of a ``whsec_`` secret; InvalidFieldError (never echoing it) if bad."""
+    where = ("config", "secret")
     message = (
         "Webhook secret must be 'whsec_' followed by base64 of "
         f"{_MIN_SECRET_BYTES} to {_MAX_SECRET_BYTES} random bytes"
     )
     if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
-        raise InvalidRequestError(message)
+        raise InvalidFieldError(message, location=where)
     encoded = secret[len(SECRET_PREFIX) :]
     try:
         key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidRequestError(message) from None
+        raise InvalidFieldError(message, location=where) from None
     if not _MIN_SECRET_BYTES <= len(key) <= _MAX_SECRET_BYTES:
-        raise InvalidRequestError(message)
+        raise InvalidFieldError(message, location=where)
     return key
 
 

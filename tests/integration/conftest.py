@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -121,6 +122,13 @@ class Receiver:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
+    with receiving() as state:
+        yield state
+
+
+@contextmanager
+def receiving() -> Iterator[Receiver]:
+    """A :class:`Receiver` listening on a free loopback port until the block ends."""
     state = Receiver(port=0)
 
     class Handler(BaseHTTPRequestHandler):
@@ -146,9 +154,11 @@ def receiver() -> Iterator[Receiver]:
     state.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # -- SMTP -------------------------------------------------------------------------------------

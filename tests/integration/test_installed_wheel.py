@@ -97,6 +97,10 @@ def test_the_wheel_holds_every_template(wheel: Path) -> None:
     }
     assert templates <= names
     assert "dispatcher/migrations/script.py.mako" in names
+    assert {
+        "dispatcher/console/static/console.css",
+        "dispatcher/console/static/console.js",
+    } <= names
     assert any(name.startswith("dispatcher/migrations/versions/0001") for name in names)
 
 
@@ -148,6 +152,9 @@ def test_installed_wheel_delivers_email_and_slack(
         httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as api,
     ):
         assert api.get("/readyz").json() == {"status": "ok"}
+        console = api.get("/console/", headers={"Authorization": ""})
+        assert console.status_code == 401 and 'name="token"' in console.text
+        assert api.get("/console/static/console.css").status_code == 200
         for method, config in (
             ("email", {"email": "ops@example.com"}),
             ("slack", {"url": receiver.url("/slack")}),
