@@ -34,11 +34,11 @@ from sqlalchemy import func, insert, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dispatcher import producer  # noqa: E402
 from dispatcher.config import Settings  # noqa: E402
 from dispatcher.db import upgrade  # noqa: E402
 from dispatcher.models import Attempt, Delivery, Notification, Repository, utcnow  # noqa: E402
 from dispatcher.runtime import Runtime, create_runtime  # noqa: E402
+from dispatcher.service import emit as producer  # noqa: E402
 
 PG_ADMIN = os.environ.get(
     "DISPATCHER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"

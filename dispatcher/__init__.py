@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dispatcher.producer import EmitResult
+    from dispatcher.service.emit import EmitResult
 
 __version__ = "0.1.0"
 
@@ -26,6 +26,6 @@ def emit(
     Uses the process-wide settings (``DISPATCHER_*``); the database is migrated on first use.
     Returns the event id and the delivery ids. Raises
     :class:`~dispatcher.errors.InvalidRequestError` for an unknown event or bad data."""
-    from dispatcher.producer import emit_with_process_runtime
+    from dispatcher.service.emit import emit_with_process_runtime
 
     return emit_with_process_runtime(repository, event, data, performer)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.config import Settings
 from dispatcher.db import make_engine, make_sessionmaker
-from dispatcher.doorbell import Doorbell, SilentDoorbell
+from dispatcher.pipeline.doorbell import Doorbell, SilentDoorbell
 
 
 @dataclass

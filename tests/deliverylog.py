@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from dispatcher import service
 from dispatcher.models import Attempt, Delivery, Event, Notification, utcnow
+from dispatcher.service import notifications as service
 
 
 def add_notification(

@@ -25,7 +25,6 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from dispatcher import authorized_emails
 from dispatcher.api.deps import AdminRepositoryDep, RuntimeDep, SessionDep
 from dispatcher.api.problems import PROBLEM_RESPONSES, Problem, problem_response
 from dispatcher.config import Settings
@@ -36,6 +35,7 @@ from dispatcher.errors import (
     TransientDeliveryError,
 )
 from dispatcher.models import Repository
+from dispatcher.service import authorized_emails
 
 if TYPE_CHECKING:
     from dispatcher.senders.email import EmailMessageData

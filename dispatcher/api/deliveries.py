@@ -12,9 +12,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from dispatcher import deliveries
 from dispatcher.api.deps import NotificationDep, RuntimeDep, SessionDep
 from dispatcher.api.problems import PROBLEM_RESPONSES
+from dispatcher.service import delivery_log as deliveries
 
 router = APIRouter(
     prefix="/api/v1/repository/{namespace}/{repository}/notification/{uuid}/deliveries",

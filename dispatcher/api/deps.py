@@ -16,11 +16,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from dispatcher import service, tokens
 from dispatcher.bounds import is_uuid
 from dispatcher.errors import NotFoundError, NotificationNotFoundError
 from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime
+from dispatcher.service import notifications as service
+from dispatcher.service import tokens
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from dispatcher import producer
 from dispatcher.api.deps import EventsRepositoryNameDep, RuntimeDep
 from dispatcher.api.problems import PROBLEM_RESPONSES
 from dispatcher.bounds import parse_json
 from dispatcher.errors import InvalidRequestError
+from dispatcher.service import emit as producer
 
 router = APIRouter(prefix="/api/v1/repository/{namespace}/{repository}", tags=["events"])
 _SHAPE = (

@@ -12,7 +12,6 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from dispatcher import service
 from dispatcher.api.deps import (
     AdminRepositoryDep,
     ChangeNotificationDep,
@@ -31,6 +30,7 @@ from dispatcher.api.schemas import (
 )
 from dispatcher.config import Settings
 from dispatcher.models import Repository
+from dispatcher.service import notifications as service
 
 router = APIRouter(prefix="/api/v1/repository/{namespace}/{repository}", tags=["notifications"])
 

@@ -18,11 +18,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dispatcher import health, metrics
 from dispatcher.api.deps import RuntimeDep
 from dispatcher.api.problems import Problem, problem_response
 from dispatcher.errors import DatabaseUnavailableError
-from dispatcher.logs import REQUEST_ID
+from dispatcher.ops import health, metrics
+from dispatcher.ops.logs import REQUEST_ID
 
 router = APIRouter(tags=["operations"])
 

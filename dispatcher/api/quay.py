@@ -17,9 +17,9 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from dispatcher import accounts
 from dispatcher.api.deps import AdminRepositoryDep, PrincipalDep, SessionDep
 from dispatcher.api.problems import PROBLEM_RESPONSES
+from dispatcher.service import accounts
 
 router = APIRouter(prefix="/api/v1", tags=["quay accounts"])
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from dispatcher.bounds import displayable, parse_json
 from dispatcher.errors import InvalidRequestError
 from dispatcher.models import Notification
-from dispatcher.service import TITLE_MAX
+from dispatcher.service.notifications import TITLE_MAX
 
 
 class NotificationCreateRequest(BaseModel):

@@ -4,7 +4,7 @@
   stops buffering there, and the client gets 431 (uvicorn alone would answer 400, or with
   httptools buffer any size).
 * uvicorn's own loggers (``uvicorn.error``, ``uvicorn.access``) are not configured by uvicorn:
-  they reach the root handler of :func:`dispatcher.logs.configure_logging`, so every line the
+  they reach the root handler of :func:`dispatcher.ops.logs.configure_logging`, so every line the
   server prints has our format and goes through the secret scrubber.
 
 The request body is bounded in size and time by :class:`dispatcher.api.limits.BodyLimit`.

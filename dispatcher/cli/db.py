@@ -54,7 +54,7 @@ def _downgrade(args: argparse.Namespace) -> int:
 
 def _migrate(move: Callable[[str, str], None], revision: str) -> int:
     from dispatcher.config import get_settings
-    from dispatcher.logs import scrub
+    from dispatcher.ops.logs import scrub
 
     settings = get_settings()
     with _revision_errors():

@@ -73,7 +73,8 @@ def _row(delivery: Delivery) -> list[Any]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from dispatcher import admin, deliveries
+    from dispatcher.service import delivery_log as deliveries
+    from dispatcher.service import operators as admin
 
     with cli_runtime() as runtime, runtime.sessions() as session:
         (notification,) = admin.notifications_by_uuid(session, [args.uuid])
@@ -98,7 +99,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _redeliver(args: argparse.Namespace) -> int:
-    from dispatcher import deliveries
+    from dispatcher.service import delivery_log as deliveries
 
     with cli_runtime() as runtime, runtime.sessions() as session:
         original = deliveries.find_delivery(session, args.delivery_id)

@@ -28,7 +28,8 @@ def register(commands: Any) -> None:
 
 
 def _authorize(args: argparse.Namespace) -> int:
-    from dispatcher import authorized_emails, service
+    from dispatcher.service import authorized_emails
+    from dispatcher.service import notifications as service
 
     with cli_runtime() as runtime, runtime.sessions.begin() as session:
         namespace, name = service.parse_repository_name(args.repository)

@@ -44,7 +44,7 @@ def _object(text: str | None, option: str) -> dict[str, Any] | None:
 
 
 def _emit(args: argparse.Namespace) -> int:
-    from dispatcher.producer import emit
+    from dispatcher.service.emit import emit
 
     data = _object(args.data, "--data") or {}
     performer = _object(args.performer, "--performer")

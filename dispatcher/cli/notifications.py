@@ -61,7 +61,7 @@ def register(commands: Any) -> None:
 
 
 def _view(notification: Notification) -> dict[str, Any]:
-    from dispatcher.logs import describe_target
+    from dispatcher.ops.logs import describe_target
 
     return {
         "repository": notification.repository.full_name,
@@ -76,7 +76,7 @@ def _view(notification: Notification) -> dict[str, Any]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from dispatcher import admin
+    from dispatcher.service import operators as admin
 
     with cli_runtime() as runtime, runtime.sessions() as session:
         rows = [
@@ -100,7 +100,7 @@ def _reset(args: argparse.Namespace) -> int:
         parser.error("name notification uuids or give --all-disabled (one of the two)")
     if args.repo and not args.all_disabled:
         parser.error("--repo goes with --all-disabled")
-    from dispatcher import admin
+    from dispatcher.service import operators as admin
 
     with cli_runtime() as runtime, runtime.sessions() as session:
         if args.all_disabled:

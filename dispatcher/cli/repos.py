@@ -28,7 +28,7 @@ def register(commands: Any) -> None:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from dispatcher import service
+    from dispatcher.service import notifications as service
 
     with cli_runtime() as runtime, runtime.sessions.begin() as session:
         repository, created = service.add_repository(session, args.repository)
@@ -38,7 +38,7 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from dispatcher import service
+    from dispatcher.service import notifications as service
 
     with cli_runtime() as runtime, runtime.sessions() as session:
         rows = [
@@ -53,7 +53,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    from dispatcher import service
+    from dispatcher.service import notifications as service
 
     with cli_runtime() as runtime, runtime.sessions.begin() as session:
         count = service.remove_repository(session, args.repository)

@@ -25,8 +25,8 @@ def register(commands: Any) -> None:
 
 
 def _scheduler(args: argparse.Namespace) -> int:
-    from dispatcher.logs import configure_logging
-    from dispatcher.scheduler import run_sweeper, sweep
+    from dispatcher.ops.logs import configure_logging
+    from dispatcher.pipeline.sweep import run_sweeper, sweep
 
     with cli_runtime() as runtime:
         if args.once:

@@ -42,7 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
     from dispatcher.api.server import server_config
     from dispatcher.config import get_settings
     from dispatcher.db import upgrade
-    from dispatcher.logs import configure_logging
+    from dispatcher.ops.logs import configure_logging
     from dispatcher.runtime import create_runtime
 
     settings = get_settings()

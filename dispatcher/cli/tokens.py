@@ -49,8 +49,8 @@ def register(commands: Any) -> None:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from dispatcher import tokens
     from dispatcher.config import parse_duration
+    from dispatcher.service import tokens
 
     try:
         expires_in = parse_duration(args.expires_in) if args.expires_in else None
@@ -65,7 +65,7 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from dispatcher import tokens
+    from dispatcher.service import tokens
 
     with cli_runtime() as runtime, runtime.sessions() as session:
         rows: list[dict[str, Any]] = [
@@ -103,7 +103,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    from dispatcher import tokens
+    from dispatcher.service import tokens
 
     with cli_runtime() as runtime, runtime.sessions.begin() as session:
         tokens.revoke_token(session, args.id)

@@ -32,9 +32,9 @@ def _worker(args: argparse.Namespace) -> int:
 
     from dispatcher.config import get_settings
     from dispatcher.db import upgrade
-    from dispatcher.logs import configure_logging
+    from dispatcher.ops.logs import configure_logging
+    from dispatcher.ops.worker_metrics import start_metrics_server
     from dispatcher.worker.app import create_celery
-    from dispatcher.worker_metrics import start_metrics_server
 
     settings = get_settings()
     if not settings.broker_url:

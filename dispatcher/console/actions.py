@@ -9,7 +9,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from dispatcher import deliveries, service, tokens
 from dispatcher.console.deps import (
     ActionDep,
     ActionNotificationDep,
@@ -25,6 +24,9 @@ from dispatcher.console.forms import CreateForm, create_request, error_input
 from dispatcher.console.pages import DELIVERY, NOTIFICATION, repository_context
 from dispatcher.errors import AuthError, InvalidRequestError
 from dispatcher.models import Notification
+from dispatcher.service import delivery_log as deliveries
+from dispatcher.service import notifications as service
+from dispatcher.service import tokens
 
 router = APIRouter()
 

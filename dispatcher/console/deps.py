@@ -17,7 +17,6 @@ from fastapi import Depends, Request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from dispatcher import service, tokens
 from dispatcher.api.ops import is_connection_error
 from dispatcher.console.forms import read_form
 from dispatcher.console.render import Pages, visitor_of
@@ -25,6 +24,8 @@ from dispatcher.console.session import Visitor
 from dispatcher.errors import AuthError, NotFoundError, NotificationNotFoundError
 from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime
+from dispatcher.service import notifications as service
+from dispatcher.service import tokens
 
 
 def get_runtime(request: Request) -> Runtime:

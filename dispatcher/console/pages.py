@@ -12,7 +12,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from dispatcher import deliveries, overview
 from dispatcher.console.deps import (
     PageNotificationDep,
     PageRepositoryDep,
@@ -24,9 +23,11 @@ from dispatcher.console.deps import (
 from dispatcher.console.forms import CreateForm, event_field_groups, method_field_groups
 from dispatcher.events import EVENTS
 from dispatcher.models import DELIVERY_STATUSES, Notification, Repository
-from dispatcher.preview import request_preview
 from dispatcher.runtime import Runtime
 from dispatcher.senders import METHODS
+from dispatcher.service import delivery_log as deliveries
+from dispatcher.service import overview
+from dispatcher.service.preview import request_preview
 
 router = APIRouter()
 

@@ -3,7 +3,7 @@
 One cookie, ``dispatcher_console``: HttpOnly, SameSite=Strict, scoped to the console's path,
 Secure when ``DISPATCHER_PREFERRED_URL_SCHEME`` is https. It holds a random CSRF token and,
 once signed in, the bearer token, signed with itsdangerous (what Starlette's sessions use)
-under the console secret (:func:`dispatcher.server_secrets.console_secret`) and dated, so a
+under the console secret (:func:`dispatcher.service.server_secrets.console_secret`) and dated, so a
 cookie older than ``console_session_lifetime`` or altered in any byte is worth nothing.
 
 The bearer token is checked again on every request (``tokens.authenticate``), so a revoked or
@@ -26,7 +26,7 @@ from starlette.responses import Response
 
 from dispatcher.api.ops import is_connection_error
 from dispatcher.config import Settings
-from dispatcher.server_secrets import console_secret
+from dispatcher.service.server_secrets import console_secret
 
 COOKIE = "dispatcher_console"
 _SALT = "dispatcher.console.session"

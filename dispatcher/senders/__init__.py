@@ -5,7 +5,7 @@
   any sender (the API calls it); Quay's legacy ``hipchat``, ``flowdock`` and
   ``quay_notification`` are unknown here.
 * :func:`build_registry` builds the senders a worker uses, with its collaborators injected:
-  the guarded, pooled httpx transport (:func:`dispatcher.httptransport.make_http_transport`)
+  the guarded, pooled httpx transport (:func:`dispatcher.senders.transport.make_http_transport`)
   and a factory of SMTP sessions (default: :func:`dispatcher.senders.email.smtp_factory`).
 """
 

@@ -31,8 +31,8 @@ from dispatcher.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from dispatcher.rendering import environments, message_variables, render
 from dispatcher.senders.base import Receipt, RenderContext
+from dispatcher.senders.rendering import environments, message_variables, render
 
 SMTPFactory = Callable[[], smtplib.SMTP]
 

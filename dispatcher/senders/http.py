@@ -21,8 +21,8 @@ import httpx
 
 from dispatcher.config import Settings
 from dispatcher.errors import PermanentDeliveryError, TransientDeliveryError
-from dispatcher.netguard import AddressNotAllowedError
 from dispatcher.senders.base import Receipt
+from dispatcher.senders.netguard import AddressNotAllowedError
 
 _TRANSIENT_STATUSES = frozenset({408, 429})
 _MASK = "***"

@@ -20,10 +20,10 @@ from typing import Any, ClassVar
 from dispatcher.config import Settings
 from dispatcher.configfields import ConfigField
 from dispatcher.errors import InvalidFieldError, InvalidRequestError, PermanentDeliveryError
-from dispatcher.netguard import check_url
-from dispatcher.rendering import environments, message_variables, mrkdwn_escape, render
 from dispatcher.senders import http
 from dispatcher.senders.base import Receipt, RenderContext
+from dispatcher.senders.netguard import check_url
+from dispatcher.senders.rendering import environments, message_variables, mrkdwn_escape, render
 
 USERNAME = "quayiobot"
 COLORS = {

@@ -8,7 +8,7 @@ Headers: ``Content-Type: application/json``, ``webhook-id`` (the delivery id, st
 retries), ``webhook-timestamp`` (the attempt time, integer seconds) and, with a secret,
 ``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`` over exactly the bytes
 sent. The TLS client certificate, if configured, lives in the HTTP transport
-(:func:`dispatcher.httptransport.make_http_transport`).
+(:func:`dispatcher.senders.transport.make_http_transport`).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import Any, ClassVar
 from dispatcher.config import Settings
 from dispatcher.configfields import ConfigField
 from dispatcher.errors import InvalidFieldError, InvalidRequestError, PermanentDeliveryError
-from dispatcher.jsontemplate import JSONTemplateError, compile_template, validate_template
-from dispatcher.netguard import check_url
 from dispatcher.senders import http
 from dispatcher.senders.base import Receipt, RenderContext
+from dispatcher.senders.jsontemplate import JSONTemplateError, compile_template, validate_template
+from dispatcher.senders.netguard import check_url
 
 SECRET_PREFIX = "whsec_"
 _MIN_SECRET_BYTES = 16

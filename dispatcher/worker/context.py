@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping
 import httpx
 
 from dispatcher.config import Settings
-from dispatcher.delivery import claim_due
-from dispatcher.doorbell import Doorbell
+from dispatcher.pipeline.claim import claim_due
+from dispatcher.pipeline.doorbell import Doorbell
 from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.senders.base import Sender
 from dispatcher.worker.doorbells import RingFlag
@@ -76,8 +76,8 @@ def build_context(
 ) -> WorkerContext:
     """The production context: netguard's pooled transport and the senders' registry, on
     ``runtime`` or on a new one ringing ``doorbell`` (the worker's own Celery doorbell)."""
-    from dispatcher.httptransport import make_http_transport
     from dispatcher.senders import build_registry
+    from dispatcher.senders.transport import make_http_transport
 
     owns_runtime = runtime is None
     runtime = runtime or create_runtime(settings, doorbell)

@@ -13,8 +13,8 @@ import threading
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from dispatcher.pipeline.sweep import run_sweeper
 from dispatcher.runtime import Runtime
-from dispatcher.scheduler import run_sweeper
 from dispatcher.worker.context import WorkerContext, build_context
 from dispatcher.worker.doorbells import LocalDoorbell
 

@@ -15,7 +15,7 @@ handed back too, rather than risk a second sender.
 
 :meth:`SenderPool.submit` is called from other threads and applies backpressure: it blocks
 while ``settings.worker_max_queued`` jobs wait. Outcomes go to the recorder thread, which
-calls :func:`dispatcher.recording.record` once per ``settings.record_batch_size`` outcomes or
+calls :func:`dispatcher.pipeline.record.record` once per ``settings.record_batch_size`` outcomes or
 ``settings.record_interval`` seconds.
 """
 
@@ -37,10 +37,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.config import Settings
-from dispatcher.delivery import Job, Outcome, attempt, released
-from dispatcher.logs import DELIVERY_ID
 from dispatcher.models import utcnow
-from dispatcher.recording import record
+from dispatcher.ops.logs import DELIVERY_ID
+from dispatcher.pipeline.claim import Job, Outcome, attempt, released
+from dispatcher.pipeline.record import record
 from dispatcher.senders.base import Sender
 
 log = logging.getLogger(__name__)

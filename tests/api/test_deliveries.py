@@ -8,8 +8,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from dispatcher.doorbell import RecordingDoorbell
 from dispatcher.models import Delivery, utcnow
+from dispatcher.pipeline.doorbell import RecordingDoorbell
 from tests.conftest import LiveServer, MakeToken
 from tests.deliverylog import add_delivery, add_notification
 

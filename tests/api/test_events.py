@@ -6,8 +6,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from dispatcher import service
 from dispatcher.models import Delivery, Event
+from dispatcher.service import notifications as service
 from tests.conftest import LiveServer, MakeToken
 
 URL = "/api/v1/repository/acme/web/events"

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dispatcher import tokens
 from dispatcher.api import create_app
 from dispatcher.events import EVENT_NAMES
+from dispatcher.service import tokens
 from dispatcher.vocabulary import DELIVERY_STATUSES
 from tests.api.test_hostile import snapshot
 from tests.conftest import LiveServer, empty_tables

@@ -16,11 +16,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
-from dispatcher import service
 from dispatcher.bounds import TOO_DEEP_MARKER
 from dispatcher.db import Base
 from dispatcher.models import Event, Notification, Repository
 from dispatcher.runtime import create_runtime
+from dispatcher.service import notifications as service
 from tests.conftest import LiveServer, MakeToken, serving, settings_for
 
 BASE = "/api/v1/repository/acme/web/notification"

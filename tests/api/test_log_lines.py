@@ -14,8 +14,8 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from dispatcher.api import create_app
-from dispatcher.logs import configure_logging
 from dispatcher.models import AccessToken
+from dispatcher.ops.logs import configure_logging
 from dispatcher.runtime import create_runtime
 from tests.conftest import serving, settings_for
 

@@ -9,9 +9,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from dispatcher import authorized_emails, service
 from dispatcher.events import EVENT_NAMES
 from dispatcher.models import Delivery, Event, Notification
+from dispatcher.service import authorized_emails
+from dispatcher.service import notifications as service
 from tests.conftest import LiveServer, MakeToken
 
 BASE = "/api/v1/repository/acme/web/notification"

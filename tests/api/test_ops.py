@@ -13,11 +13,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dispatcher import tokens
 from dispatcher.db import upgrade
-from dispatcher.doorbell import RecordingDoorbell
 from dispatcher.models import utcnow
+from dispatcher.pipeline.doorbell import RecordingDoorbell
 from dispatcher.runtime import Runtime, create_runtime
+from dispatcher.service import tokens
 from tests.conftest import free_port, settings_for
 from tests.deliverylog import add_delivery, add_notification
 from tests.tcpproxy import TCPProxy
@@ -215,7 +215,7 @@ def test_readyz_names_templates_that_cannot_be_loaded(
 
 def test_the_template_check_needs_nothing_imported_before_it() -> None:
     """A process that has sent nothing yet (an API with a broker) checks its templates too."""
-    check = "from dispatcher import config, health; "
+    check = "from dispatcher import config; from dispatcher.ops import health; "
     check += "print(health.check_templates(config.Settings().templates_dir))"
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

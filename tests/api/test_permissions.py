@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from dispatcher import service
+from dispatcher.service import notifications as service
 from tests.conftest import LiveServer, MakeToken
 
 ENDPOINTS = [

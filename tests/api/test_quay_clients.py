@@ -22,8 +22,9 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from dispatcher import authorized_emails, service
 from dispatcher.models import Notification
+from dispatcher.service import authorized_emails
+from dispatcher.service import notifications as service
 from tests.conftest import LiveServer, MakeToken
 
 REPO = "repository/acme/web"

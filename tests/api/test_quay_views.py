@@ -8,7 +8,7 @@ import hashlib
 import httpx
 import pytest
 
-from dispatcher import service
+from dispatcher.service import notifications as service
 from tests.conftest import LiveServer, MakeToken
 
 PROBLEM_KEYS = {"detail", "error_message", "error_type", "title", "type", "status"}

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from dispatcher import service
+from dispatcher.service import notifications as service
 from tests.conftest import LiveServer, MakeToken
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

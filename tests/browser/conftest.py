@@ -28,9 +28,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
-from dispatcher import authorized_emails, service, tokens
 from dispatcher.db import upgrade
 from dispatcher.runtime import Runtime, create_runtime
+from dispatcher.service import authorized_emails, tokens
+from dispatcher.service import notifications as service
 from dispatcher.worker.embedded import start_embedded
 from tests.conftest import BACKENDS, fresh_database_url, serving, settings_for
 from tests.integration.conftest import Receiver, receiving

@@ -15,8 +15,8 @@ import pytest
 from playwright.sync_api import Page
 from sqlalchemy import update
 
-from dispatcher import service
 from dispatcher.models import AccessToken, utcnow
+from dispatcher.service import notifications as service
 from tests.browser.conftest import ConsoleServer
 
 KINDS = [

@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dispatcher import service
 from dispatcher.api import create_app
 from dispatcher.config import Settings
 from dispatcher.db import HEAD_REVISION
 from dispatcher.errors import InvalidRequestError
 from dispatcher.runtime import create_runtime
+from dispatcher.service import notifications as service
 from tests.cli.conftest import CLI
 from tests.conftest import BACKENDS, fresh_database_url
 

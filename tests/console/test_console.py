@@ -12,13 +12,14 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from dispatcher import authorized_emails, service, tokens
 from dispatcher.db import upgrade
-from dispatcher.doorbell import RecordingDoorbell
 from dispatcher.events import EVENTS
 from dispatcher.models import AccessToken, utcnow
+from dispatcher.pipeline.doorbell import RecordingDoorbell
 from dispatcher.runtime import create_runtime
 from dispatcher.senders import METHODS, config_fields
+from dispatcher.service import authorized_emails, tokens
+from dispatcher.service import notifications as service
 from tests.conftest import LiveServer, MakeToken, serving, settings_for
 from tests.console.client import Console, field_errors
 from tests.deliverylog import add_delivery, add_notification

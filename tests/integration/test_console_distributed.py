@@ -11,7 +11,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from dispatcher import service, tokens
+from dispatcher.service import notifications as service
+from dispatcher.service import tokens
 from tests.conftest import free_port
 from tests.console.client import Console
 from tests.integration.conftest import Pipeline, Receiver

@@ -15,9 +15,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dispatcher import producer, tokens
 from dispatcher.models import Notification
 from dispatcher.runtime import Runtime
+from dispatcher.service import emit as producer
+from dispatcher.service import tokens
 from tests.conftest import free_port
 from tests.integration.conftest import Pipeline, Receiver
 

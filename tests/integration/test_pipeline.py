@@ -14,9 +14,9 @@ import pytest
 import standardwebhooks
 from sqlalchemy import select
 
-from dispatcher import producer
 from dispatcher.models import Delivery, Notification
-from dispatcher.service import reset_failures
+from dispatcher.service import emit as producer
+from dispatcher.service.notifications import reset_failures
 from tests.integration.conftest import Pipeline, Receiver
 
 pytestmark = pytest.mark.integration

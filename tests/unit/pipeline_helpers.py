@@ -13,10 +13,10 @@ from typing import Any, ClassVar
 
 from dispatcher.config import Settings
 from dispatcher.db import upgrade
-from dispatcher.delivery import Job, Outcome, attempt
-from dispatcher.doorbell import RecordingDoorbell
 from dispatcher.errors import PermanentDeliveryError, TransientDeliveryError
 from dispatcher.models import Notification, Repository
+from dispatcher.pipeline.claim import Job, Outcome, attempt
+from dispatcher.pipeline.doorbell import RecordingDoorbell
 from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.senders.base import Receipt, RenderContext, Sender
 from tests.conftest import empty_tables, settings_for
@@ -62,7 +62,7 @@ def make_runtime(database_url: str, **overrides: Any) -> Runtime:
 
 
 def attempt_now(job: Job, sender: Sender) -> Outcome:
-    """:func:`~dispatcher.delivery.attempt` of ``job`` with ``sender``, on a fresh loop."""
+    """:func:`~dispatcher.pipeline.claim.attempt` of ``job`` with ``sender``, on a fresh loop."""
     return asyncio.run(attempt(job, {sender.method: sender}))
 
 

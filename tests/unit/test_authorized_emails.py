@@ -8,12 +8,13 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
-from dispatcher import authorized_emails, service
 from dispatcher.config import Settings
 from dispatcher.errors import InvalidRequestError
 from dispatcher.models import AuthorizedEmail, Notification, Repository
 from dispatcher.runtime import Runtime
-from dispatcher.tokens import hash_secret
+from dispatcher.service import authorized_emails
+from dispatcher.service import notifications as service
+from dispatcher.service.tokens import hash_secret
 from tests.unit.pipeline_helpers import runtime_emptied_after
 
 ADDRESS = "ops@example.com"

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from dispatcher.console.session import COOKIE, CsrfError, SessionCodec, Visitor
 from dispatcher.models import ServerSecret
 from dispatcher.runtime import Runtime, create_runtime
-from dispatcher.server_secrets import console_secret
+from dispatcher.service.server_secrets import console_secret
 from tests.conftest import empty_tables, settings_for
 
 KEY = "k" * 40

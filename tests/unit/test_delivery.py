@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from dispatcher import producer
-from dispatcher.delivery import Job, Outcome, claim, claim_due, retry_delay
-from dispatcher.doorbell import RecordingDoorbell
-from dispatcher.logs import configure_logging
 from dispatcher.models import Attempt, Delivery, Notification, utcnow
-from dispatcher.recording import record
+from dispatcher.ops.logs import configure_logging
+from dispatcher.pipeline.claim import Job, Outcome, claim, claim_due, retry_delay
+from dispatcher.pipeline.doorbell import RecordingDoorbell
+from dispatcher.pipeline.record import record
+from dispatcher.pipeline.sweep import sweep
 from dispatcher.runtime import Runtime
-from dispatcher.scheduler import sweep
-from dispatcher.service import queue_test
+from dispatcher.service import emit as producer
+from dispatcher.service.notifications import queue_test
 from dispatcher.worker.pool import SenderPool
 from tests.unit.pipeline_helpers import (
     FakeSender,
@@ -60,7 +60,7 @@ def notify(runtime: Runtime, script: list[str] | None = None, **kwargs: Any) -> 
 
 
 def _repo(runtime: Runtime) -> int:
-    from dispatcher.service import find_repository
+    from dispatcher.service.notifications import find_repository
 
     with runtime.sessions() as session:
         found = find_repository(session, "acme", "web")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dispatcher.config import Settings
-from dispatcher.jsontemplate import JSONTemplate, JSONTemplateError, validate_template
+from dispatcher.senders.jsontemplate import JSONTemplate, JSONTemplateError, validate_template
 
 LIMITS = Settings()
 DEPTH, CHARS = LIMITS.max_json_depth, LIMITS.max_expression_chars

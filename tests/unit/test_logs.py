@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from dispatcher.config import Settings
-from dispatcher.logs import configure_logging, describe_target, log_attempt, scrub
+from dispatcher.ops.logs import configure_logging, describe_target, log_attempt, scrub
 
 SECRETS = [
     "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",

@@ -18,14 +18,14 @@ import trustme
 
 from dispatcher.config import Settings
 from dispatcher.errors import InvalidRequestError
-from dispatcher.httptransport import GuardedTransport, make_http_transport
-from dispatcher.netguard import (
+from dispatcher.senders.netguard import (
     AddressNotAllowedError,
     Resolver,
     check_url,
     is_allowed_address,
     resolve,
 )
+from dispatcher.senders.transport import GuardedTransport, make_http_transport
 
 LOOPBACK_ALLOWED = "127.0.0.0/8,::1/128"
 

@@ -1,5 +1,5 @@
-"""``dispatcher.overview`` on SQLite and PostgreSQL: repositories a principal administers with
-their counts, and notifications with their state and newest delivery."""
+"""``dispatcher.service.overview`` on SQLite and PostgreSQL: repositories a principal administers
+with their counts, and notifications with their state and newest delivery."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from dispatcher import overview, service
 from dispatcher.errors import PermissionDeniedError
 from dispatcher.models import Repository, utcnow
 from dispatcher.runtime import Runtime, create_runtime
-from dispatcher.tokens import Principal, grant_covers
+from dispatcher.service import notifications as service
+from dispatcher.service import overview
+from dispatcher.service.tokens import Principal, grant_covers
 from tests.conftest import empty_tables, settings_for
 from tests.deliverylog import add_delivery, add_notification
 

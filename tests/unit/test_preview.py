@@ -1,5 +1,5 @@
-"""``dispatcher.preview``: the request a delivery sent, rebuilt with the sender's render, with
-every secret masked."""
+"""``dispatcher.service.preview``: the request a delivery sent, rebuilt with the sender's render,
+with every secret masked."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 from dispatcher.config import Settings
 from dispatcher.models import Attempt, Delivery, Event, Notification, Repository
-from dispatcher.preview import request_preview
 from dispatcher.senders.webhook import WebhookSender
+from dispatcher.service.preview import request_preview
 from tests.unit.render_helpers import sample_context
 
 AT = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

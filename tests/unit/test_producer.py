@@ -11,11 +11,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, insert, select
 
-from dispatcher import producer
 from dispatcher.errors import InvalidRequestError, UnknownEventError
 from dispatcher.models import Delivery, Event, ExpiryAnnouncement, Notification, utcnow
 from dispatcher.runtime import Runtime
-from dispatcher.service import queue_test
+from dispatcher.service import emit as producer
+from dispatcher.service.notifications import queue_test
 from tests.unit.pipeline_helpers import (
     add_notification,
     add_repository,

@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from dispatcher import deliveries
 from dispatcher.models import Attempt, Delivery, Event, utcnow
+from dispatcher.pipeline.sweep import run_sweeper
 from dispatcher.runtime import Runtime, create_runtime
-from dispatcher.scheduler import run_sweeper
+from dispatcher.service import delivery_log as deliveries
 from tests.conftest import empty_tables, settings_for
 from tests.deliverylog import add_delivery, add_notification
 

@@ -21,9 +21,9 @@ import pytest
 
 from dispatcher.config import Settings
 from dispatcher.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from dispatcher.httptransport import make_http_transport
 from dispatcher.senders import METHODS, build_registry
 from dispatcher.senders.base import Receipt, RenderContext, Sender
+from dispatcher.senders.transport import make_http_transport
 from tests.unit.render_helpers import sample_context
 
 NOW = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)

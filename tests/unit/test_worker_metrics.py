@@ -17,9 +17,9 @@ from tests.conftest import free_port
 SCRIPT = textwrap.dedent(
     """
     import multiprocessing, os, sys, urllib.request
-    from dispatcher import metrics  # imported before the switch, as in `dispatcher worker`
+    from dispatcher.ops import metrics# imported before the switch, as in `dispatcher worker`
     from dispatcher.config import Settings
-    from dispatcher.worker_metrics import start_metrics_server
+    from dispatcher.ops.worker_metrics import start_metrics_server
 
     server = start_metrics_server(
         Settings(database_url=sys.argv[1], worker_metrics_port=int(sys.argv[2]))

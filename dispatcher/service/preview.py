@@ -4,7 +4,7 @@ Nothing stores the bytes sent; :func:`request_preview` renders the delivery agai
 sender's pure ``render`` from the stored event, the notification's config and the time of
 its latest attempt, which gives the same request (templates on disk aside). Then the
 signature, the signing secret, URL credentials and query strings, Slack hook paths and every
-pattern :func:`dispatcher.logs.scrub` knows are replaced by ``***``.
+pattern :func:`dispatcher.ops.logs.scrub` knows are replaced by ``***``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import httpx
 from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError
 from dispatcher.events import get_event
-from dispatcher.logs import MASK, scrub
 from dispatcher.models import Delivery, Notification
+from dispatcher.ops.logs import MASK, scrub
 from dispatcher.senders import build_registry
 from dispatcher.senders.base import RenderContext
 from dispatcher.senders.email import EmailMessageData
@@ -52,7 +52,7 @@ def request_preview(
     delivery: Delivery, notification: Notification, settings: Settings
 ) -> RequestPreview:
     """The request ``delivery`` sent (or will send), secrets masked. ``delivery`` needs its
-    event and attempts loaded (as :mod:`dispatcher.deliveries` loads them)."""
+    event and attempts loaded (as :mod:`dispatcher.service.delivery_log` loads them)."""
     sender = build_registry(settings, _NoNetwork()).get(notification.method)
     if sender is None:
         return RequestPreview(error=f"No sender for method '{notification.method}'")

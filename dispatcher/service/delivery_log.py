@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from dispatcher.bounds import is_uuid
 from dispatcher.config import Settings
-from dispatcher.doorbell import Doorbell
 from dispatcher.errors import InvalidRequestError, NotFoundError, echo
 from dispatcher.models import (
     DELIVERY_STATUSES,
@@ -33,6 +32,7 @@ from dispatcher.models import (
     Notification,
     utcnow,
 )
+from dispatcher.pipeline.doorbell import Doorbell
 
 log = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ def check_templates(templates_dir: Path) -> str | None:
     """The message templates load and compile (names the directory: it holds no secret)."""
     import jinja2
 
-    from dispatcher.rendering import environments
+    from dispatcher.senders.rendering import environments
 
     env = environments(templates_dir).text
     for name in FALLBACK_TEMPLATES:

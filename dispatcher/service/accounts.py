@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.errors import NotFoundError, PermissionDeniedError
 from dispatcher.models import Repository
-from dispatcher.tokens import Principal
+from dispatcher.service.tokens import Principal
 
 
 @dataclass(frozen=True)

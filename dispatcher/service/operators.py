@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from dispatcher import service
 from dispatcher.bounds import is_uuid
 from dispatcher.errors import NotFoundError, echo
 from dispatcher.models import Notification, Repository
+from dispatcher.service import notifications as service
 
 
 def find_notifications(

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from dispatcher.config import Settings
 from dispatcher.errors import InvalidFieldError, InvalidRequestError
 from dispatcher.models import AuthorizedEmail, Repository, utcnow
-from dispatcher.tokens import hash_secret
+from dispatcher.service.tokens import hash_secret
 
 if TYPE_CHECKING:  # the senders load Jinja and the e-mail validator: only when one is needed
     from dispatcher.senders.email import EmailMessageData
@@ -151,8 +151,8 @@ def confirmation_message(
 ) -> EmailMessageData:
     """The confirmation e-mail (``templates/email/confirm_address.{txt,html}``), from
     ``mail_from`` to ``address``. PermanentDeliveryError if a template fails."""
-    from dispatcher.rendering import environments, render
     from dispatcher.senders.email import EmailMessageData, mail_domain
+    from dispatcher.senders.rendering import environments, render
 
     variables = {
         "namespace": repository.namespace,
@@ -203,7 +203,7 @@ def confirmation_page(
 ) -> str:
     """The HTML page the confirmation link opens (``templates/pages/confirm_address.html``):
     Quay's success message naming ``repository``, or ``error``."""
-    from dispatcher.rendering import environments
+    from dispatcher.senders.rendering import environments
 
     template = environments(settings.templates_dir).html.get_template(PAGE_TEMPLATE)
     if repository is None:

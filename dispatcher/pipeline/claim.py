@@ -1,4 +1,4 @@
-"""One delivery attempt: claim → render → send → (recorded by :mod:`dispatcher.recording`).
+"""One delivery attempt: claim → render → send → (recorded by :mod:`dispatcher.pipeline.record`).
 
 Knows nothing of Celery; the worker task and the embedded worker both call these functions.
 
@@ -19,7 +19,7 @@ State machine of a :class:`~dispatcher.models.Delivery`::
 * :func:`attempt` renders and sends one claimed delivery and returns an :class:`Outcome`; it
   never touches the database. Only ``TransientDeliveryError`` is retried; any other exception
   of a sender is a programming error: logged, the delivery fails as "internal error".
-* Outcomes are written in batches by :func:`dispatcher.recording.record`, and only where the
+* Outcomes are written in batches by :func:`dispatcher.pipeline.record.record`, and only where the
   claim token still matches (a worker whose lease expired changes nothing).
 """
 
@@ -38,11 +38,11 @@ from typing import Any, Literal, cast
 from sqlalchemy import Table, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from dispatcher import metrics
 from dispatcher.config import Settings
 from dispatcher.errors import DeliveryError, TransientDeliveryError
 from dispatcher.events import get_event
 from dispatcher.models import Delivery, Event, Notification, Repository, UTCDateTime, utcnow
+from dispatcher.ops import metrics
 from dispatcher.senders.base import RenderContext, Sender
 
 DELIVERY_TABLE = cast(Table, Delivery.__table__)

@@ -19,9 +19,9 @@ from typing import cast
 from sqlalchemy import Table, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from dispatcher.deliveries import prune_expired
 from dispatcher.models import Delivery, utcnow
 from dispatcher.runtime import Runtime
+from dispatcher.service.delivery_log import prune_expired
 
 DELIVERY_TABLE = cast(Table, Delivery.__table__)
 

@@ -13,13 +13,13 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from dispatcher import bounds
-from dispatcher.authorized_emails import require_authorized
 from dispatcher.bounds import is_valid_name
 from dispatcher.config import Settings
-from dispatcher.doorbell import Doorbell
 from dispatcher.errors import InvalidFieldError, InvalidRequestError, NotFoundError, echo
 from dispatcher.events import event_data, get_event
 from dispatcher.models import AuthorizedEmail, Delivery, Event, Notification, Repository, utcnow
+from dispatcher.pipeline.doorbell import Doorbell
+from dispatcher.service.authorized_emails import require_authorized
 
 TITLE_MAX = 255
 
@@ -199,7 +199,7 @@ def queue_test(
     event = Event(repository_id=repository.id, name=notification.event, data=data, created_at=now)
     session.add(event)
     session.flush()
-    from dispatcher.producer import create_deliveries  # the producer imports this module
+    from dispatcher.service.emit import create_deliveries  # the producer imports this module
 
     (delivery_id,) = create_deliveries(session, [notification.id], event.id, "test", now)
     session.commit()

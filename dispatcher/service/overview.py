@@ -3,7 +3,8 @@ with their notification counts, and each notification with its state and last de
 
 What the console's lists show. Authorisation is the caller's (``tokens.authorize`` per
 repository); :func:`administered_repositories` applies a principal's grants itself, exactly as
-:func:`dispatcher.tokens.grant_covers` reads them, because it lists many repositories at once.
+:func:`dispatcher.service.tokens.grant_covers` reads them, because it lists many repositories at
+once.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from dispatcher.errors import PermissionDeniedError
-from dispatcher.logs import describe_target
 from dispatcher.models import Delivery, Notification, Repository
-from dispatcher.tokens import Principal
+from dispatcher.ops.logs import describe_target
+from dispatcher.service.tokens import Principal
 
 ADMIN_SCOPE = "repo:admin"
 State = Literal["ok", "failing", "disabled"]

@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.bounds import check_text, check_value
 from dispatcher.config import Settings, get_settings
-from dispatcher.doorbell import Doorbell
 from dispatcher.errors import InvalidRequestError
 from dispatcher.events import EventType, event_data, expiry_days, get_event
 from dispatcher.models import (
@@ -44,8 +43,9 @@ from dispatcher.models import (
     UTCDateTime,
     utcnow,
 )
+from dispatcher.pipeline.doorbell import Doorbell
 from dispatcher.runtime import Runtime, create_runtime
-from dispatcher.service import ensure_repository, parse_repository_name
+from dispatcher.service.notifications import ensure_repository, parse_repository_name
 
 EXPIRY_EVENT = "repo_image_expiry"
 DELIVERY_TABLE = cast(Table, Delivery.__table__)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.config import Settings
 from dispatcher.db import make_engine, make_sessionmaker
-from dispatcher.metrics import MULTIPROC_ENV, CombinedCollector, QueueCollector
+from dispatcher.ops.metrics import MULTIPROC_ENV, CombinedCollector, QueueCollector
 
 
 @dataclass
@@ -40,7 +40,7 @@ class MetricsServer:
 
 def enable_multiprocess() -> str:
     """Point ``PROMETHEUS_MULTIPROC_DIR`` at a fresh temporary directory and make metric values
-    created from now on (all of :mod:`dispatcher.metrics` is labelled, so all of them) live
+    created from now on (all of :mod:`dispatcher.ops.metrics` is labelled, so all of them) live
     there. Returns the directory; it is removed when the process exits."""
     directory = tempfile.mkdtemp(prefix="dispatcher-metrics-")
     os.environ[MULTIPROC_ENV] = directory

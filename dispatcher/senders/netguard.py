@@ -2,7 +2,7 @@
 
 * At create time, :func:`check_url` rejects what the URL itself shows: a scheme other than
   http/https, no host, ``localhost``, or a literal address that is not public. It does no DNS.
-* At connect time, the transport from :func:`dispatcher.httptransport.make_http_transport`
+* At connect time, the transport from :func:`dispatcher.senders.transport.make_http_transport`
   resolves the host once per
   new connection, refuses every address :func:`is_allowed_address` rejects and connects to
   an address it checked (a literal address is checked as it is), so a name cannot resolve to

@@ -1,11 +1,11 @@
 """The HTTP transport of a worker process: httpx's request and response types over aiohttp's
-connection pool, with :mod:`dispatcher.netguard`'s address check at connect time.
+connection pool, with :mod:`dispatcher.senders.netguard`'s address check at connect time.
 
 Senders build ``httpx.Request`` objects and read ``httpx.Response`` objects (so tests plug in
 ``httpx.MockTransport``); :class:`GuardedTransport` does the I/O with one pooled
 ``aiohttp.ClientSession`` on the worker's event loop, at a fraction of httpcore's cost per
 request. Its errors are httpx's (:func:`_translate`), plus
-:class:`~dispatcher.netguard.AddressNotAllowedError` for a refused target.
+:class:`~dispatcher.senders.netguard.AddressNotAllowedError` for a refused target.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from dispatcher import __version__
 from dispatcher.config import Settings
-from dispatcher.netguard import (
+from dispatcher.senders.netguard import (
     AddressNotAllowedError,
     Resolver,
     is_allowed_address,

@@ -2,7 +2,7 @@
 
 Every metric has labels, so its values are made on first ``.labels(...)``; that lets
 ``dispatcher worker`` switch prometheus_client to multi-process mode after this module was
-imported (see :mod:`dispatcher.worker_metrics`) and prefork children still aggregate.
+imported (see :mod:`dispatcher.ops.worker_metrics`) and prefork children still aggregate.
 
 Queue depth and the age of the oldest due pending delivery are not kept in any process: the
 :class:`QueueCollector` reads them from the database on each scrape, so every API and worker

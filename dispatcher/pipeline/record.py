@@ -1,4 +1,5 @@
-"""Writing delivery outcomes: one transaction per batch of :class:`~dispatcher.delivery.Outcome`.
+"""Writing delivery outcomes: one transaction per batch of outcomes
+(:class:`~dispatcher.pipeline.claim.Outcome`).
 
 :func:`record` applies an outcome only while the delivery still carries the claim token it was
 claimed with: a worker whose lease expired (and whose delivery the sweep handed to another)
@@ -6,7 +7,7 @@ changes nothing. For the outcomes that apply, in one transaction it
 
 * inserts one :class:`~dispatcher.models.Attempt` per attempt (released outcomes are none),
 * updates each delivery: succeeded / failed / pending again with ``next_attempt_at`` (the
-  retry schedule of :func:`~dispatcher.delivery.retry_delay`), lease and claim cleared,
+  retry schedule of :func:`~dispatcher.pipeline.claim.retry_delay`), lease and claim cleared,
 * moves the failure counters: a failed delivery (permanent error or retries exhausted) adds 1
   to its notification's ``number_of_failures``, a success sets it to 0 unless the notification
   is disabled (only a reset re-enables), an internal error moves nothing,
@@ -42,11 +43,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from dispatcher import metrics
 from dispatcher.config import Settings
-from dispatcher.delivery import Outcome, retry_delay, skipped, trim
-from dispatcher.logs import describe_target, log_attempt
 from dispatcher.models import Attempt, Delivery, Notification, UTCDateTime, stored_utc, utcnow
+from dispatcher.ops import metrics
+from dispatcher.ops.logs import describe_target, log_attempt
+from dispatcher.pipeline.claim import Outcome, retry_delay, skipped, trim
 
 DELIVERY_TABLE = cast(Table, Delivery.__table__)
 NOTIFICATION_TABLE = cast(Table, Notification.__table__)

@@ -1,0 +1,1 @@
+"""Operating dispatcher: logs, metrics, health."""

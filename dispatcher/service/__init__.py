@@ -1,0 +1,1 @@
+"""Use cases: what the API, the console and the command line call."""
