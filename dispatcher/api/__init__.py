@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dispatcher import __version__
 from dispatcher.api import authorized_emails, deliveries, events, notifications, quay
@@ -16,10 +17,16 @@ from dispatcher.api.problems import install_problem_handlers
 from dispatcher.runtime import Runtime
 
 
+# The reference pages: Swagger UI and ReDoc.
+DOCS_PAGES = ("/docs", "/redoc")
+
+
 def create_app(runtime: Runtime) -> FastAPI:
     # /docs and /redoc load Swagger UI and ReDoc from the fastapi-offline package's copies,
     # served by the app itself, so the reference works with no internet.
     app = FastAPIOffline(
+        docs_url=DOCS_PAGES[0],
+        redoc_url=DOCS_PAGES[1],
         title="dispatcher",
         version=__version__,
         description=(
@@ -43,8 +50,37 @@ def create_app(runtime: Runtime) -> FastAPI:
     from dispatcher.console import install_console
 
     install_console(app, runtime)
+    app.add_middleware(DocsPolicy, paths=DOCS_PAGES)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+class DocsPolicy:
+    """A Content-Security-Policy on the reference pages: everything from this server. The
+    packaged ReDoc still names a logo on a CDN; under this policy the browser never asks for
+    it, so the pages work the same with no internet and send nothing outside."""
+
+    POLICY = (
+        b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' "
+        b"'unsafe-inline'; img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+    )
+
+    def __init__(self, app: ASGIApp, paths: tuple[str, ...]) -> None:
+        self.app = app
+        self.paths = set(paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"content-security-policy", self.POLICY)]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_policy)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -35,7 +35,6 @@ def test_redoc_lists_the_operations(
     expect(page.get_by_role("heading", name=SUMMARY)).to_be_visible()
 
 
-@pytest.mark.xfail(strict=True, reason="the packaged Redoc asks cdn.redoc.ly for its logo")
 @ONE_BACKEND
 def test_redoc_asks_nothing_from_off_loopback(
     guarded: Guarded, page: Page, console_server: ConsoleServer
