@@ -39,6 +39,7 @@ from dispatcher.db import upgrade  # noqa: E402
 from dispatcher.models import Attempt, Delivery, Notification, Repository, utcnow  # noqa: E402
 from dispatcher.runtime import Runtime, create_runtime  # noqa: E402
 from dispatcher.service import emit as producer  # noqa: E402
+from dispatcher.worker.bell import doorbell_for  # noqa: E402
 
 PG_ADMIN = os.environ.get(
     "DISPATCHER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -125,7 +126,8 @@ def runtime_for(env: dict[str, str]) -> Runtime:
         for k, v in env.items()
         if k.startswith("DISPATCHER_")
     }
-    return create_runtime(Settings(**values))
+    settings = Settings(**values)
+    return create_runtime(settings, doorbell_for(settings))
 
 
 def add_notifications(runtime: Runtime, repo: str, urls: list[str]) -> None:

@@ -5,12 +5,18 @@ Producers written in Python call :func:`emit`; nothing is read or connected at i
 
 from __future__ import annotations
 
+import atexit
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from dispatcher.runtime import Runtime
     from dispatcher.service.emit import EmitResult
 
 __version__ = "0.1.0"
+
+_process_runtime: Runtime | None = None
+_process_lock = threading.Lock()
 
 
 def emit(
@@ -23,9 +29,29 @@ def emit(
 
     Registers the repository if it is new, stores the event with Quay's event data, queues one
     delivery per enabled notification whose filter matches, commits, and rings the workers.
-    Uses the process-wide settings (``DISPATCHER_*``); the database is migrated on first use.
-    Returns the event id and the delivery ids. Raises
-    :class:`~dispatcher.errors.InvalidRequestError` for an unknown event or bad data."""
-    from dispatcher.service.emit import emit_with_process_runtime
+    Uses the process-wide settings (``DISPATCHER_*``) and one runtime per process, made on
+    first use with the database migrated and closed at exit. Returns the event id and the
+    delivery ids. Raises :class:`~dispatcher.errors.InvalidRequestError` for an unknown event
+    or bad data."""
+    from dispatcher.service.emit import emit as emit_event
 
-    return emit_with_process_runtime(repository, event, data, performer)
+    runtime = _runtime()
+    return emit_event(
+        runtime.sessions, runtime.settings, runtime.doorbell, repository, event, data, performer
+    )
+
+
+def _runtime() -> Runtime:
+    global _process_runtime
+    with _process_lock:
+        if _process_runtime is None:
+            from dispatcher.config import get_settings
+            from dispatcher.db import ensure_schema
+            from dispatcher.runtime import create_runtime
+            from dispatcher.worker.bell import doorbell_for
+
+            settings = get_settings()
+            _process_runtime = create_runtime(settings, doorbell_for(settings))
+            ensure_schema(_process_runtime.engine, settings.database_url)
+            atexit.register(_process_runtime.close)
+        return _process_runtime

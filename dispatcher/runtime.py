@@ -32,16 +32,13 @@ class Runtime:
 
 
 def create_runtime(settings: Settings, doorbell: Doorbell | None = None) -> Runtime:
-    """A runtime for ``settings``. Without an explicit ``doorbell``: with a broker configured,
-    rings go to the Celery workers (:class:`~dispatcher.worker.doorbells.CeleryDoorbell`);
-    embedded, to nobody until :func:`~dispatcher.worker.embedded.start_embedded` installs its
-    own, and the sweep rings whatever was written before."""
+    """A runtime for ``settings`` ringing ``doorbell`` (nobody by default; a process that
+    hands work to workers passes :func:`dispatcher.worker.bell.doorbell_for`, the embedded
+    worker installs its own)."""
     engine = make_engine(settings.database_url)
-    runtime = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine))
-    if doorbell is not None:
-        runtime.doorbell = doorbell
-    elif settings.broker_url:
-        from dispatcher.worker.app import create_celery
-
-        runtime.doorbell = create_celery(settings).dispatcher_doorbell
-    return runtime
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        doorbell=doorbell or SilentDoorbell(),
+    )

@@ -29,9 +29,9 @@ from dispatcher.api import create_app
 from dispatcher.api.server import server_config
 from dispatcher.config import Settings
 from dispatcher.db import Base, upgrade
-from dispatcher.pipeline.doorbell import RecordingDoorbell
 from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.service import tokens
+from tests.doubles import RecordingDoorbell
 
 POSTGRES_ADMIN = os.environ.get(
     "DISPATCHER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"

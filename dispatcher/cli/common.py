@@ -23,9 +23,10 @@ def cli_runtime() -> Iterator[Runtime]:
     from dispatcher.config import get_settings
     from dispatcher.db import ensure_schema
     from dispatcher.runtime import create_runtime
+    from dispatcher.worker.bell import doorbell_for
 
     settings = get_settings()
-    runtime = create_runtime(settings)
+    runtime = create_runtime(settings, doorbell_for(settings))
     ensure_schema(runtime.engine, settings.database_url)
     try:
         yield runtime

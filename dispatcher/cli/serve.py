@@ -44,11 +44,12 @@ def _serve(args: argparse.Namespace) -> int:
     from dispatcher.db import upgrade
     from dispatcher.ops.logs import configure_logging
     from dispatcher.runtime import create_runtime
+    from dispatcher.worker.bell import doorbell_for
 
     settings = get_settings()
     configure_logging(settings)
     upgrade(settings.database_url)
-    runtime = create_runtime(settings)
+    runtime = create_runtime(settings, doorbell_for(settings))
     app = create_app(runtime)
     embedded = None
     if settings.embedded:

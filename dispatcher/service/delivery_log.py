@@ -32,6 +32,7 @@ from dispatcher.models import (
     Notification,
     utcnow,
 )
+from dispatcher.pipeline import outbox
 from dispatcher.pipeline.doorbell import Doorbell
 
 log = logging.getLogger(__name__)
@@ -117,21 +118,12 @@ def redeliver(session: Session, original: Delivery, doorbell: Doorbell) -> Deliv
     """Queue a new delivery of ``original``'s event, commit, then ring.
 
     The new delivery has its own id (its ``webhook-id``) and kind ``redelivery``."""
-    now = utcnow()
-    delivery = Delivery(
-        notification_id=original.notification_id,
-        event_id=original.event_id,
-        kind="redelivery",
-        status="pending",
-        attempt_count=0,
-        next_attempt_at=now,
-        lease_until=None,
-        created_at=now,
+    (delivery_id,) = outbox.add_deliveries(
+        session, [original.notification_id], [original.event_id], "redelivery", utcnow()
     )
-    session.add(delivery)
     session.commit()
-    doorbell.ring([delivery.id])
-    return get_delivery_by_id(session, delivery.id)
+    doorbell.ring([delivery_id])
+    return get_delivery_by_id(session, delivery_id)
 
 
 def get_delivery_by_id(session: Session, delivery_id: str) -> Delivery:

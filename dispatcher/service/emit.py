@@ -16,22 +16,19 @@ announced yet for that expiry time (``tags`` as names, ``expiring_in``, ``notifi
 
 from __future__ import annotations
 
-import atexit
 import json
-import threading
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, Text, and_, bindparam, insert, select, text
+from sqlalchemy import Table, Text, and_, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.bounds import check_text, check_value
-from dispatcher.config import Settings, get_settings
+from dispatcher.config import Settings
 from dispatcher.errors import InvalidRequestError
 from dispatcher.events import EventType, event_data, expiry_days, get_event
 from dispatcher.models import (
@@ -40,23 +37,15 @@ from dispatcher.models import (
     ExpiryAnnouncement,
     Notification,
     Repository,
-    UTCDateTime,
     utcnow,
 )
+from dispatcher.pipeline import outbox
 from dispatcher.pipeline.doorbell import Doorbell
-from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.service.notifications import ensure_repository, parse_repository_name
 
 EXPIRY_EVENT = "repo_image_expiry"
 DELIVERY_TABLE = cast(Table, Delivery.__table__)
 EVENT_TABLE = cast(Table, Event.__table__)
-_UNNEST_INSERT = text(
-    "INSERT INTO deliveries (id, notification_id, event_id, kind, status, attempt_count,"
-    " next_attempt_at, created_at)"
-    " SELECT d.id, d.notification_id, d.event_id, :kind, 'pending', 0, :now, :now"
-    " FROM unnest(CAST(:ids AS varchar[]), CAST(:notification_ids AS integer[]),"
-    " CAST(:event_ids AS varchar[])) AS d(id, notification_id, event_id)"
-).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
 @dataclass(frozen=True)
@@ -102,33 +91,6 @@ def emit(
     if result.delivery_ids:
         doorbell.ring(result.delivery_ids)
     return result
-
-
-_process_runtime: Runtime | None = None
-_process_lock = threading.Lock()
-
-
-def emit_with_process_runtime(
-    repository: str,
-    event: str,
-    data: Mapping[str, Any],
-    performer: Mapping[str, Any] | None = None,
-) -> EmitResult:
-    """:func:`emit` on the process-wide runtime (``dispatcher.emit``), built on first use from
-    :func:`~dispatcher.config.get_settings` with the database migrated; closed at exit."""
-    global _process_runtime
-    with _process_lock:
-        if _process_runtime is None:
-            from dispatcher.db import ensure_schema
-
-            settings = get_settings()
-            _process_runtime = create_runtime(settings)
-            ensure_schema(_process_runtime.engine, settings.database_url)
-            atexit.register(_process_runtime.close)
-        runtime = _process_runtime
-    return emit(
-        runtime.sessions, runtime.settings, runtime.doorbell, repository, event, data, performer
-    )
 
 
 class RepositoryKey(NamedTuple):
@@ -179,11 +141,12 @@ def fan_out(
         repository = RepositoryKey(ensure_repository(session, namespace, name).id, namespace, name)
     rows = [(nid, uuid_, _event_config(raw)) for _, nid, uuid_, raw in found if nid is not None]
     envelope = _envelope(settings, repository, event_type, data)
+    event = outbox.new_event(repository.id, event_type.name, envelope, performer, now)
     if event_type.name == EXPIRY_EVENT:
-        event_id = _insert_event(session, repository, event_type.name, envelope, performer, now)
+        event_id = outbox.add_event(session, event)
         targets = _expiry_targets(session, settings, repository, rows, data, performer, now)
-        delivery_ids = create_deliveries(
-            session, [n for n, _ in targets], None, "event", now, [e for _, e in targets]
+        delivery_ids = outbox.add_deliveries(
+            session, [n for n, _ in targets], [e for _, e in targets], "event", now
         )
         return EmitResult(event_id, tuple(delivery_ids))
     matching = [
@@ -191,42 +154,8 @@ def fan_out(
         for notification_id, _uuid, config in rows
         if event_type.should_deliver(config or {}, envelope, settings)
     ]
-    event = _event_row(repository, event_type.name, envelope, performer, now)
-    if matching and session.get_bind().dialect.name == "postgresql":
-        return _store_postgresql(session, event, matching)
-    session.execute(insert(Event), [event])
-    delivery_ids = create_deliveries(session, matching, event["id"], "event", now)
+    delivery_ids = outbox.add_event_with_deliveries(session, event, matching, "event")
     return EmitResult(event["id"], tuple(delivery_ids))
-
-
-# The event and its deliveries in one statement (the deliveries' foreign key is checked at the
-# statement's end, when the event row exists).
-_EVENT_AND_DELIVERIES_POSTGRESQL = text(
-    "WITH stored_event AS ("
-    " INSERT INTO events (id, repository_id, name, data, performer, created_at)"
-    " VALUES (:id, :repository_id, :name, :data, :performer, :created_at))"
-    " INSERT INTO deliveries (id, notification_id, event_id, kind, status, attempt_count,"
-    " next_attempt_at, created_at)"
-    " SELECT d.id, d.notification_id, :id, 'event', 'pending', 0, :created_at, :created_at"
-    " FROM unnest(CAST(:ids AS varchar[]), CAST(:notification_ids AS integer[]))"
-    " AS d(id, notification_id)"
-).bindparams(
-    bindparam("data", type_=EVENT_TABLE.c.data.type),
-    bindparam("performer", type_=EVENT_TABLE.c.performer.type),
-    bindparam("created_at", type_=UTCDateTime()),
-)
-
-
-def _store_postgresql(
-    session: Session, event: dict[str, Any], notification_ids: Sequence[int]
-) -> EmitResult:
-    """Insert ``event`` (an :func:`_event_row`) and a delivery of it per notification."""
-    ids = [str(uuid.uuid4()) for _ in notification_ids]
-    session.execute(
-        _EVENT_AND_DELIVERIES_POSTGRESQL,
-        {**event, "ids": ids, "notification_ids": list(notification_ids)},
-    )
-    return EmitResult(event["id"], tuple(ids))
 
 
 def _event_config(raw: str | None) -> dict[str, Any]:
@@ -234,57 +163,6 @@ def _event_config(raw: str | None) -> dict[str, Any]:
         return {}
     config = json.loads(raw)
     return config if isinstance(config, dict) else {}
-
-
-def create_deliveries(
-    session: Session,
-    notification_ids: Sequence[int],
-    event_id: str | None,
-    kind: str,
-    now: datetime,
-    event_ids: Sequence[str] | None = None,
-) -> list[str]:
-    """Insert one pending delivery per notification with one bulk insert; return their ids.
-
-    Every delivery is of ``event_id``, or of ``event_ids[i]`` when given. Ids are made here,
-    so nothing is read back. The lease is left empty: the caller rings after commit, and a
-    ring lost before a worker claims them is made good by the sweep."""
-    if not notification_ids:
-        return []
-    ids = [str(uuid.uuid4()) for _ in notification_ids]
-    per_row = list(event_ids) if event_ids is not None else [event_id] * len(ids)
-    if session.get_bind().dialect.name == "postgresql":
-        # Two arrays in one statement: psycopg would otherwise send a statement per row.
-        session.execute(
-            _UNNEST_INSERT,
-            {
-                "ids": ids,
-                "notification_ids": list(notification_ids),
-                "event_ids": per_row,
-                "kind": kind,
-                "now": now,
-            },
-        )
-        return ids
-    session.execute(
-        insert(DELIVERY_TABLE),
-        [
-            {
-                "id": delivery_id,
-                "notification_id": notification_id,
-                "event_id": row_event_id,
-                "kind": kind,
-                "status": "pending",
-                "attempt_count": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-            for delivery_id, notification_id, row_event_id in zip(
-                ids, notification_ids, per_row, strict=True
-            )
-        ],
-    )
-    return ids
 
 
 def _envelope(
@@ -298,37 +176,6 @@ def _envelope(
         url_scheme=settings.preferred_url_scheme,
         subpage=event_type.subpage(dict(data)),
     )
-
-
-def _insert_event(
-    session: Session,
-    repository: RepositoryKey,
-    name: str,
-    data: dict[str, Any],
-    performer: Mapping[str, Any] | None,
-    now: datetime,
-) -> str:
-    event = _event_row(repository, name, data, performer, now)
-    session.execute(insert(Event), [event])
-    return str(event["id"])
-
-
-def _event_row(
-    repository: RepositoryKey,
-    name: str,
-    data: dict[str, Any],
-    performer: Mapping[str, Any] | None,
-    now: datetime,
-) -> dict[str, Any]:
-    """A new event's column values, with a new id."""
-    return {
-        "id": str(uuid.uuid4()),
-        "repository_id": repository.id,
-        "name": name,
-        "data": data,
-        "performer": dict(performer) if performer is not None else None,
-        "created_at": now,
-    }
 
 
 # -- repo_image_expiry ------------------------------------------------------------------------
@@ -380,8 +227,8 @@ def _expiry_targets(
             "notification_uuid": notification_uuid,
         }
         envelope = _envelope(settings, repository, event_type, extra)
-        event_id = _insert_event(session, repository, EXPIRY_EVENT, envelope, performer, now)
-        targets.append((notification_id, event_id))
+        event = outbox.new_event(repository.id, EXPIRY_EVENT, envelope, performer, now)
+        targets.append((notification_id, outbox.add_event(session, event)))
     return targets
 
 
@@ -447,9 +294,7 @@ def _parse_time(value: Any, tag: str) -> datetime:
 
 __all__ = [
     "EmitResult",
-    "create_deliveries",
     "emit",
-    "emit_with_process_runtime",
     "fan_out",
     "parse_expiring_tags",
 ]

@@ -18,6 +18,7 @@ from dispatcher.config import Settings
 from dispatcher.errors import InvalidFieldError, InvalidRequestError, NotFoundError, echo
 from dispatcher.events import event_data, get_event
 from dispatcher.models import AuthorizedEmail, Delivery, Event, Notification, Repository, utcnow
+from dispatcher.pipeline import outbox
 from dispatcher.pipeline.doorbell import Doorbell
 from dispatcher.service.authorized_emails import require_authorized
 
@@ -196,12 +197,8 @@ def queue_test(
         url_scheme=settings.preferred_url_scheme,
         subpage=event_type.subpage(extra),
     )
-    event = Event(repository_id=repository.id, name=notification.event, data=data, created_at=now)
-    session.add(event)
-    session.flush()
-    from dispatcher.service.emit import create_deliveries  # the producer imports this module
-
-    (delivery_id,) = create_deliveries(session, [notification.id], event.id, "test", now)
+    event = outbox.new_event(repository.id, notification.event, data, None, now)
+    (delivery_id,) = outbox.add_event_with_deliveries(session, event, [notification.id], "test")
     session.commit()
     delivery = session.get_one(Delivery, delivery_id)
     doorbell.ring([delivery_id])

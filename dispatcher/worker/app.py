@@ -1,12 +1,9 @@
-"""The Celery app: one task, ``dispatcher.drain()``.
+"""The Celery app of ``dispatcher worker``: one task, ``dispatcher.drain()``.
 
-The broker is only a doorbell (see :mod:`dispatcher.worker.doorbells`): a message says "there
+The broker is only a doorbell (see :mod:`dispatcher.pipeline.doorbell`): a message says "there
 is due work" and the task drains it from the database, which decides what is due. Retries are
 not Celery retries; their time lives in ``deliveries.next_attempt_at`` and the sweep rings.
-
-Settings chosen for at-least-once delivery: ``task_acks_late`` and
-``task_reject_on_worker_lost`` (a message is acknowledged after its task ran), prefetch of one
-message per process, JSON only, no result backend.
+The app's settings are those of :func:`dispatcher.worker.bell.configure`.
 """
 
 from __future__ import annotations
@@ -19,8 +16,9 @@ from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown, worker_shutdown
 
 from dispatcher.config import Settings
+from dispatcher.pipeline.doorbell import BrokerDoorbell, ring_flag
+from dispatcher.worker.bell import TASK_NAME, configure, sender
 from dispatcher.worker.context import WorkerContext, build_context
-from dispatcher.worker.doorbells import TASK_NAME, CeleryDoorbell
 
 ContextFactory = Callable[[], WorkerContext]
 
@@ -70,20 +68,8 @@ def create_celery(settings: Settings, context_factory: ContextFactory | None = N
     ``context_factory`` builds the per-process worker context (default: real senders on
     netguard's client); tests pass one with fake senders."""
     app = Celery("dispatcher", broker=settings.broker_url or "memory://", set_as_current=False)
-    app.conf.update(
-        task_serializer="json",
-        accept_content=["json"],
-        task_ignore_result=True,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        task_default_queue=settings.worker_queue,
-        broker_connection_retry_on_startup=True,
-        worker_hijack_root_logger=False,
-        worker_send_task_events=False,
-        task_send_sent_event=False,
-    )
-    doorbell = CeleryDoorbell(app, settings)
+    configure(app, settings)
+    doorbell = BrokerDoorbell(ring_flag(settings), sender(app))
     holder = _ContextHolder(context_factory or (lambda: build_context(settings, doorbell=doorbell)))
 
     @app.task(name=TASK_NAME, ignore_result=True)  # type: ignore[untyped-decorator]

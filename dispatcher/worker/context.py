@@ -8,10 +8,9 @@ import httpx
 
 from dispatcher.config import Settings
 from dispatcher.pipeline.claim import claim_due
-from dispatcher.pipeline.doorbell import Doorbell
+from dispatcher.pipeline.doorbell import Doorbell, RingFlag
 from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.senders.base import Sender
-from dispatcher.worker.doorbells import RingFlag
 from dispatcher.worker.pool import SenderPool
 
 
@@ -41,7 +40,7 @@ class WorkerContext:
         The first batch that comes back short clears ``flag``, and the drain ends with the
         next short batch: a delivery committed while the flag was set (its producer rang
         nobody) is due before that claim and is found by it, and one committed after the
-        clear rings again (see :mod:`~dispatcher.worker.doorbells`). Keeping the flag set
+        clear rings again (see :mod:`~dispatcher.pipeline.doorbell`). Keeping the flag set
         until then lets a burst of producers share one ring. Returns once the deliveries are
         queued, not sent: a worker that dies with them queued loses only its leases, and the
         sweep rings them again. Blocks while the pool is full (backpressure). After a full

@@ -1,6 +1,6 @@
 """The embedded worker: what ``dispatcher serve`` runs beside the API when no broker is set.
 
-:func:`start_embedded` installs a :class:`~dispatcher.worker.doorbells.LocalDoorbell` on the
+:func:`start_embedded` installs a :class:`~dispatcher.pipeline.doorbell.LocalDoorbell` on the
 runtime and starts two daemon threads: one drains due deliveries into the sender pool whenever
 the doorbell rings, one runs the sweep. ``stop()`` on the returned handle ends both, finishes
 in-flight sends and records every outcome.
@@ -13,10 +13,10 @@ import threading
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from dispatcher.pipeline.doorbell import LocalDoorbell
 from dispatcher.pipeline.sweep import run_sweeper
 from dispatcher.runtime import Runtime
 from dispatcher.worker.context import WorkerContext, build_context
-from dispatcher.worker.doorbells import LocalDoorbell
 
 log = logging.getLogger(__name__)
 

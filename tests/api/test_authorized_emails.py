@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import select
 
 from dispatcher.models import AuthorizedEmail
-from dispatcher.pipeline.doorbell import RecordingDoorbell
 from dispatcher.runtime import create_runtime
 from dispatcher.service import notifications as service
 from dispatcher.service import tokens
 from dispatcher.service.authorized_emails import NOT_AUTHORIZED
 from tests.conftest import LiveServer, empty_tables, free_port, serving, settings_for
+from tests.doubles import RecordingDoorbell
 from tests.smtpserver import Mailbox, smtp_server
 from tests.tcpproxy import TCPProxy
 

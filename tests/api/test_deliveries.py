@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from dispatcher.models import Delivery, utcnow
-from dispatcher.pipeline.doorbell import RecordingDoorbell
 from tests.conftest import LiveServer, MakeToken
 from tests.deliverylog import add_delivery, add_notification
+from tests.doubles import RecordingDoorbell
 
 PROBLEM_KEYS = {"detail", "error_message", "error_type", "title", "type", "status"}
 DELIVERY_KEYS = {"id", "event", "is_test", "status", "attempts", "created", "finished"}

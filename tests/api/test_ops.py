@@ -15,11 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dispatcher.db import upgrade
 from dispatcher.models import utcnow
-from dispatcher.pipeline.doorbell import RecordingDoorbell
 from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.service import tokens
 from tests.conftest import free_port, settings_for
 from tests.deliverylog import add_delivery, add_notification
+from tests.doubles import RecordingDoorbell
 from tests.tcpproxy import TCPProxy
 
 LOG_ROUTE = "/api/v1/repository/{namespace}/{repository}/notification/{uuid}/deliveries"

@@ -15,7 +15,6 @@ from sqlalchemy import update
 from dispatcher.db import upgrade
 from dispatcher.events import EVENTS
 from dispatcher.models import AccessToken, utcnow
-from dispatcher.pipeline.doorbell import RecordingDoorbell
 from dispatcher.runtime import create_runtime
 from dispatcher.senders import METHODS, config_fields
 from dispatcher.service import authorized_emails, tokens
@@ -23,6 +22,7 @@ from dispatcher.service import notifications as service
 from tests.conftest import LiveServer, MakeToken, serving, settings_for
 from tests.console.client import Console, field_errors
 from tests.deliverylog import add_delivery, add_notification
+from tests.doubles import RecordingDoorbell
 from tests.tcpproxy import TCPProxy
 
 REPO = "/repository/acme/web"

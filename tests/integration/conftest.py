@@ -25,6 +25,7 @@ from dispatcher.config import Settings
 from dispatcher.db import upgrade
 from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime, create_runtime
+from dispatcher.worker.bell import doorbell_for
 from tests.conftest import free_port, fresh_database_url
 from tests.smtpserver import Mailbox
 from tests.smtpserver import smtp_server as running_smtp_server
@@ -267,7 +268,8 @@ def make_pipeline(pipeline_db: str, redis_url: str) -> Iterator[Callable[..., Pi
                 if key.startswith("DISPATCHER_")
             }
         )
-        pipeline = Pipeline(pipeline_db, broker, create_runtime(settings), overrides)
+        runtime = create_runtime(settings, doorbell_for(settings))
+        pipeline = Pipeline(pipeline_db, broker, runtime, overrides)
         made.append(pipeline)
         return pipeline
 

@@ -16,10 +16,10 @@ from dispatcher.db import upgrade
 from dispatcher.errors import PermanentDeliveryError, TransientDeliveryError
 from dispatcher.models import Notification, Repository
 from dispatcher.pipeline.claim import Job, Outcome, attempt
-from dispatcher.pipeline.doorbell import RecordingDoorbell
 from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.senders.base import Receipt, RenderContext, Sender
 from tests.conftest import empty_tables, settings_for
+from tests.doubles import RecordingDoorbell
 
 _TEMPLATE: dict[str, Path] = {}
 _TEMPLATE_LOCK = threading.Lock()

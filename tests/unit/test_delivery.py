@@ -19,13 +19,13 @@ from sqlalchemy import select
 from dispatcher.models import Attempt, Delivery, Notification, utcnow
 from dispatcher.ops.logs import configure_logging
 from dispatcher.pipeline.claim import Job, Outcome, claim, claim_due, retry_delay
-from dispatcher.pipeline.doorbell import RecordingDoorbell
 from dispatcher.pipeline.record import record
 from dispatcher.pipeline.sweep import sweep
 from dispatcher.runtime import Runtime
 from dispatcher.service import emit as producer
 from dispatcher.service.notifications import queue_test
 from dispatcher.worker.pool import SenderPool
+from tests.doubles import RecordingDoorbell
 from tests.unit.pipeline_helpers import (
     FakeSender,
     add_notification,
@@ -481,8 +481,8 @@ def test_claim_due_skips_event_deliveries_of_disabled_notifications(
 
 
 def test_drain_sends_everything_due_then_clears_the_flag(db_url: str, sender: FakeSender) -> None:
+    from dispatcher.pipeline.doorbell import LocalRingFlag
     from dispatcher.worker.context import WorkerContext
-    from dispatcher.worker.doorbells import LocalRingFlag
 
     runtime = make_runtime(db_url, worker_batch_size=2)
     context = WorkerContext(runtime, {"webhook": sender})
@@ -507,8 +507,8 @@ def test_drain_sees_work_committed_while_the_flag_was_still_set(
     db_url: str, sender: FakeSender
 ) -> None:
     """A producer that found the flag set rang nobody: the drain must still claim its work."""
+    from dispatcher.pipeline.doorbell import LocalRingFlag
     from dispatcher.worker.context import WorkerContext
-    from dispatcher.worker.doorbells import LocalRingFlag
 
     runtime = make_runtime(db_url)
     context = WorkerContext(runtime, {"webhook": sender})
@@ -542,7 +542,8 @@ def test_drain_sees_work_committed_while_the_flag_was_still_set(
 def test_ring_flags() -> None:
     import fakeredis
 
-    from dispatcher.worker.doorbells import CeleryDoorbell, LocalRingFlag, RedisRingFlag
+    from dispatcher.pipeline.doorbell import BrokerDoorbell, LocalRingFlag, RedisRingFlag
+    from dispatcher.worker.bell import sender as send_with
 
     local = LocalRingFlag()
     assert local.acquire() and not local.acquire()
@@ -563,19 +564,13 @@ def test_ring_flags() -> None:
             assert name == "dispatcher.drain"
             App.sent += 1
 
-    doorbell = CeleryDoorbell(App(), make_settings(), flag=LocalRingFlag())
+    doorbell = BrokerDoorbell(LocalRingFlag(), send_with(App()))
     doorbell.ring(["a"])
     doorbell.ring(["b"])
     assert App.sent == 1  # a ring is out: the second producer sends nothing
     doorbell.flag.clear()
     doorbell.ring(["c"])
     assert App.sent == 2
-
-
-def make_settings() -> Any:
-    from dispatcher.config import Settings
-
-    return Settings()
 
 
 def test_submit_after_stop_sends_nothing_and_does_not_raise(

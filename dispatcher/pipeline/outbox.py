@@ -1,0 +1,145 @@
+"""The outbox: where deliveries are born. The one writer of new ``deliveries`` rows.
+
+A delivery starts here, pending and due at once, in the same transaction as the event it
+carries; the caller commits and only then rings the doorbell, so a worker never looks for a
+row it cannot see yet. No lease is set: a ring lost before a worker claims the row is made
+good by the sweep.
+
+* :func:`add_event_with_deliveries` stores an event and one delivery of it per notification
+  (a producer's fan-out, a test): on PostgreSQL in one statement, elsewhere in two.
+* :func:`add_deliveries` adds deliveries of events already stored (a redelivery, the
+  per-notification events of ``repo_image_expiry``).
+
+Ids are made here, so nothing is read back; each is the delivery's ``webhook-id`` for good.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, insert, text
+from sqlalchemy.orm import Session
+
+from dispatcher.models import Delivery, Event, UTCDateTime
+
+DELIVERY_TABLE = cast(Table, Delivery.__table__)
+EVENT_TABLE = cast(Table, Event.__table__)
+
+
+def new_event(
+    repository_id: int,
+    name: str,
+    data: dict[str, Any],
+    performer: Mapping[str, Any] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """A new event's column values, with a new id (for :func:`add_event_with_deliveries`)."""
+    return {
+        "id": str(uuid.uuid4()),
+        "repository_id": repository_id,
+        "name": name,
+        "data": data,
+        "performer": dict(performer) if performer is not None else None,
+        "created_at": now,
+    }
+
+
+def add_event(session: Session, event: dict[str, Any]) -> str:
+    """Insert ``event`` (a :func:`new_event`); its id."""
+    session.execute(insert(Event), [event])
+    return str(event["id"])
+
+
+# The event and its deliveries in one statement (the deliveries' foreign key is checked at the
+# statement's end, when the event row exists); two arrays, not a statement per row.
+_EVENT_AND_DELIVERIES_POSTGRESQL = text(
+    "WITH stored_event AS ("
+    " INSERT INTO events (id, repository_id, name, data, performer, created_at)"
+    " VALUES (:id, :repository_id, :name, :data, :performer, :created_at))"
+    " INSERT INTO deliveries (id, notification_id, event_id, kind, status, attempt_count,"
+    " next_attempt_at, created_at)"
+    " SELECT d.id, d.notification_id, :id, :kind, 'pending', 0, :created_at, :created_at"
+    " FROM unnest(CAST(:ids AS varchar[]), CAST(:notification_ids AS integer[]))"
+    " AS d(id, notification_id)"
+).bindparams(
+    bindparam("data", type_=EVENT_TABLE.c.data.type),
+    bindparam("performer", type_=EVENT_TABLE.c.performer.type),
+    bindparam("created_at", type_=UTCDateTime()),
+)
+
+
+def add_event_with_deliveries(
+    session: Session, event: dict[str, Any], notification_ids: Sequence[int], kind: str
+) -> list[str]:
+    """Insert ``event`` (a :func:`new_event`) and a pending delivery of it of ``kind`` per
+    notification; the deliveries' ids, in the order of ``notification_ids``."""
+    if notification_ids and session.get_bind().dialect.name == "postgresql":
+        ids = [str(uuid.uuid4()) for _ in notification_ids]
+        session.execute(
+            _EVENT_AND_DELIVERIES_POSTGRESQL,
+            {**event, "ids": ids, "notification_ids": list(notification_ids), "kind": kind},
+        )
+        return ids
+    add_event(session, event)
+    events = [event["id"]] * len(notification_ids)
+    return add_deliveries(session, notification_ids, events, kind, event["created_at"])
+
+
+_DELIVERIES_POSTGRESQL = text(
+    "INSERT INTO deliveries (id, notification_id, event_id, kind, status, attempt_count,"
+    " next_attempt_at, created_at)"
+    " SELECT d.id, d.notification_id, d.event_id, :kind, 'pending', 0, :now, :now"
+    " FROM unnest(CAST(:ids AS varchar[]), CAST(:notification_ids AS integer[]),"
+    " CAST(:event_ids AS varchar[])) AS d(id, notification_id, event_id)"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def add_deliveries(
+    session: Session,
+    notification_ids: Sequence[int],
+    event_ids: Sequence[str],
+    kind: str,
+    now: datetime,
+) -> list[str]:
+    """Insert one pending delivery of ``kind`` per notification, the i-th of ``event_ids[i]``,
+    with one statement; their ids."""
+    if not notification_ids:
+        return []
+    ids = [str(uuid.uuid4()) for _ in notification_ids]
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            _DELIVERIES_POSTGRESQL,
+            {
+                "ids": ids,
+                "notification_ids": list(notification_ids),
+                "event_ids": list(event_ids),
+                "kind": kind,
+                "now": now,
+            },
+        )
+        return ids
+    session.execute(
+        insert(DELIVERY_TABLE),
+        [
+            {
+                "id": delivery_id,
+                "notification_id": notification_id,
+                "event_id": event_id,
+                "kind": kind,
+                "status": "pending",
+                "attempt_count": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for delivery_id, notification_id, event_id in zip(
+                ids, notification_ids, event_ids, strict=True
+            )
+        ],
+    )
+    return ids
+
+
+__all__ = ["add_deliveries", "add_event", "add_event_with_deliveries", "new_event"]
