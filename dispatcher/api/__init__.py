@@ -16,7 +16,6 @@ from dispatcher.api.ops import install_operations
 from dispatcher.api.problems import install_problem_handlers
 from dispatcher.runtime import Runtime
 
-
 # The reference pages: Swagger UI and ReDoc.
 DOCS_PAGES = ("/docs", "/redoc")
 
