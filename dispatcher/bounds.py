@@ -186,6 +186,19 @@ def _find_bad_text(value: Any, field: str) -> None:
             stack.extend((item, _Frame(frame, f"[{i}]")) for i, item in enumerate(node))
 
 
+def trim(text: str | None, max_bytes: int) -> str | None:
+    """``text`` cut to at most ``max_bytes`` bytes of UTF-8, never inside a character, and
+    ending in ``…`` when cut (what is kept of a receiver's answer or an error message)."""
+    if text is None:
+        return None
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) <= max_bytes:
+        return text
+    marker = "…".encode()
+    kept = encoded[: max(max_bytes - len(marker), 0)].decode("utf-8", "ignore")
+    return kept + "…" if max_bytes >= len(marker) else kept
+
+
 def displayable(value: Any, max_depth: int) -> Any:
     """A stored ``value`` made safe to serialise: containers nested deeper than ``max_depth``
     become :data:`TOO_DEEP_MARKER` and lone surrogates become U+FFFD. Values within the

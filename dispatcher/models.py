@@ -35,7 +35,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from dispatcher.db import Base
-from dispatcher.vocabulary import DELIVERY_KINDS, DELIVERY_STATUSES, FINAL_STATUSES
+from dispatcher.vocabulary import DeliveryKind, DeliveryStatus
 
 
 def utcnow() -> datetime:
@@ -154,8 +154,8 @@ class Delivery(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
     notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"))
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16), default="event")
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    kind: Mapped[str] = mapped_column(String(16), default=DeliveryKind.EVENT)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -175,7 +175,7 @@ class Delivery(Base):
 
     @property
     def is_test(self) -> bool:
-        return self.kind == "test"
+        return self.kind == DeliveryKind.TEST
 
 
 class Attempt(Base):
@@ -245,9 +245,6 @@ class ServerSecret(Base):
 
 
 __all__ = [
-    "DELIVERY_KINDS",
-    "DELIVERY_STATUSES",
-    "FINAL_STATUSES",
     "AccessToken",
     "Attempt",
     "AuthorizedEmail",

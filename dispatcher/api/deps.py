@@ -22,6 +22,7 @@ from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime
 from dispatcher.service import notifications as service
 from dispatcher.service import tokens
+from dispatcher.vocabulary import Scope
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -74,14 +75,14 @@ def repo_admin(
     namespace: str, repository: str, principal: PrincipalDep, session: SessionDep
 ) -> Repository:
     """The path's repository, for a caller with ``repo:admin`` on it (404 if unregistered)."""
-    tokens.authorize(principal, "repo:admin", namespace, repository)
+    tokens.authorize(principal, Scope.REPO_ADMIN, namespace, repository)
     return service.get_repository(session, namespace, repository)
 
 
 def events_writer(namespace: str, repository: str, principal: PrincipalDep) -> str:
     """``namespace/repository`` for a caller with ``events:write`` on it. The repository need
     not exist yet: emitting an event registers it."""
-    tokens.authorize(principal, "events:write", namespace, repository)
+    tokens.authorize(principal, Scope.EVENTS_WRITE, namespace, repository)
     return f"{namespace}/{repository}"
 
 

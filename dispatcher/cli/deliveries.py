@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from dispatcher.cli.common import cli_runtime, print_json, print_table
-from dispatcher.vocabulary import DELIVERY_STATUSES
+from dispatcher.vocabulary import DeliveryStatus
 
 if TYPE_CHECKING:
     from dispatcher.models import Delivery
@@ -30,7 +30,7 @@ def register(commands: Any) -> None:
         description="Recent deliveries of the notification UUID, newest first.",
     )
     listing.add_argument("uuid", metavar="UUID", help="the notification's uuid")
-    listing.add_argument("--status", choices=DELIVERY_STATUSES, help="only deliveries in it")
+    listing.add_argument("--status", choices=list(DeliveryStatus), help="only deliveries in it")
     listing.add_argument(
         "--limit",
         type=int,

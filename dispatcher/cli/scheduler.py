@@ -26,11 +26,12 @@ def register(commands: Any) -> None:
 
 def _scheduler(args: argparse.Namespace) -> int:
     from dispatcher.ops.logs import configure_logging
-    from dispatcher.pipeline.sweep import run_sweeper, sweep
+    from dispatcher.pipeline.sweep import sweep
+    from dispatcher.worker.sweeper import run_sweeper
 
     with cli_runtime() as runtime:
         if args.once:
-            print(sweep(runtime))
+            print(sweep(runtime.sessions, runtime.settings, runtime.doorbell))
             return 0
         configure_logging(runtime.settings)
         stop = threading.Event()

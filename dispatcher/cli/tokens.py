@@ -7,7 +7,7 @@ from typing import Any
 
 from dispatcher.cli.common import cli_runtime, print_json, print_table
 from dispatcher.errors import InvalidRequestError
-from dispatcher.vocabulary import SCOPES
+from dispatcher.vocabulary import Scope
 
 
 def register(commands: Any) -> None:
@@ -25,7 +25,7 @@ def register(commands: Any) -> None:
         "--scope",
         action="append",
         required=True,
-        choices=SCOPES,
+        choices=list(Scope),
         help="repo:admin (notification API) or events:write (producer endpoint); repeatable",
     )
     create.add_argument(

@@ -26,6 +26,7 @@ from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime
 from dispatcher.service import notifications as service
 from dispatcher.service import tokens
+from dispatcher.vocabulary import Scope
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -105,7 +106,7 @@ ActionDep = Annotated[Action, Depends(get_action)]
 def administered(
     principal: tokens.Principal, session: Session, namespace: str, repository: str
 ) -> Repository:
-    tokens.authorize(principal, "repo:admin", namespace, repository)
+    tokens.authorize(principal, Scope.REPO_ADMIN, namespace, repository)
     return service.get_repository(session, namespace, repository)
 
 

@@ -22,12 +22,13 @@ from dispatcher.console.deps import (
 )
 from dispatcher.console.forms import CreateForm, event_field_groups, method_field_groups
 from dispatcher.events import EVENTS
-from dispatcher.models import DELIVERY_STATUSES, Notification, Repository
+from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime
 from dispatcher.senders import METHODS
 from dispatcher.service import delivery_log as deliveries
 from dispatcher.service import overview
 from dispatcher.service.preview import request_preview
+from dispatcher.vocabulary import DeliveryStatus
 
 router = APIRouter()
 
@@ -134,8 +135,8 @@ def _notification_context(
         "status_filter": status or "",
         "cursor": cursor or "",
         "query": query,
-        "statuses": DELIVERY_STATUSES,
-        "pending": any(item.status == "pending" for item in listing.deliveries),
+        "statuses": list(DeliveryStatus),
+        "pending": any(item.status == DeliveryStatus.PENDING for item in listing.deliveries),
     }
 
 
@@ -192,5 +193,5 @@ def _delivery_context(
         "notification": notification,
         "delivery": delivery,
         "preview": request_preview(delivery, notification, runtime.settings),
-        "pending": delivery.status == "pending",
+        "pending": delivery.status == DeliveryStatus.PENDING,
     }

@@ -36,6 +36,7 @@ from typing import Any, TextIO
 
 from dispatcher.bounds import linear
 from dispatcher.config import Settings
+from dispatcher.vocabulary import AttemptResult
 
 ATTEMPT_LOGGER = "dispatcher.attempts"
 MASK = "***"
@@ -193,7 +194,7 @@ def log_attempt(
         fields["attempt"] = attempt
     if error:
         fields["error"] = scrub(error)
-    level = logging.INFO if outcome == "succeeded" else logging.WARNING
+    level = logging.INFO if outcome == AttemptResult.SUCCEEDED else logging.WARNING
     logging.getLogger(ATTEMPT_LOGGER).log(level, "delivery attempt %s", outcome, extra=fields)
 
 

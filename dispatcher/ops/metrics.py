@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from dispatcher.models import Delivery, Notification, utcnow
+from dispatcher.vocabulary import DeliveryStatus
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +97,13 @@ class QueueCollector:
                 counts = session.execute(
                     select(Notification.method, func.count(Delivery.id))
                     .join(Notification, Delivery.notification_id == Notification.id)
-                    .where(Delivery.status == "pending")
+                    .where(Delivery.status == DeliveryStatus.PENDING)
                     .group_by(Notification.method)
                 ).all()
                 due_since = session.scalar(
                     select(func.min(Delivery.next_attempt_at)).where(
-                        Delivery.status == "pending", Delivery.next_attempt_at <= now
+                        Delivery.status == DeliveryStatus.PENDING,
+                        Delivery.next_attempt_at <= now,
                     )
                 )
         except SQLAlchemyError as exc:

@@ -24,6 +24,7 @@ from sqlalchemy import Table, bindparam, insert, text
 from sqlalchemy.orm import Session
 
 from dispatcher.models import Delivery, Event, UTCDateTime
+from dispatcher.vocabulary import DeliveryStatus
 
 DELIVERY_TABLE = cast(Table, Delivery.__table__)
 EVENT_TABLE = cast(Table, Event.__table__)
@@ -61,7 +62,7 @@ _EVENT_AND_DELIVERIES_POSTGRESQL = text(
     " VALUES (:id, :repository_id, :name, :data, :performer, :created_at))"
     " INSERT INTO deliveries (id, notification_id, event_id, kind, status, attempt_count,"
     " next_attempt_at, created_at)"
-    " SELECT d.id, d.notification_id, :id, :kind, 'pending', 0, :created_at, :created_at"
+    " SELECT d.id, d.notification_id, :id, :kind, :pending, 0, :created_at, :created_at"
     " FROM unnest(CAST(:ids AS varchar[]), CAST(:notification_ids AS integer[]))"
     " AS d(id, notification_id)"
 ).bindparams(
@@ -80,7 +81,13 @@ def add_event_with_deliveries(
         ids = [str(uuid.uuid4()) for _ in notification_ids]
         session.execute(
             _EVENT_AND_DELIVERIES_POSTGRESQL,
-            {**event, "ids": ids, "notification_ids": list(notification_ids), "kind": kind},
+            {
+                **event,
+                "ids": ids,
+                "notification_ids": list(notification_ids),
+                "kind": kind,
+                "pending": DeliveryStatus.PENDING,
+            },
         )
         return ids
     add_event(session, event)
@@ -91,7 +98,7 @@ def add_event_with_deliveries(
 _DELIVERIES_POSTGRESQL = text(
     "INSERT INTO deliveries (id, notification_id, event_id, kind, status, attempt_count,"
     " next_attempt_at, created_at)"
-    " SELECT d.id, d.notification_id, d.event_id, :kind, 'pending', 0, :now, :now"
+    " SELECT d.id, d.notification_id, d.event_id, :kind, :pending, 0, :now, :now"
     " FROM unnest(CAST(:ids AS varchar[]), CAST(:notification_ids AS integer[]),"
     " CAST(:event_ids AS varchar[])) AS d(id, notification_id, event_id)"
 ).bindparams(bindparam("now", type_=UTCDateTime()))
@@ -117,6 +124,7 @@ def add_deliveries(
                 "notification_ids": list(notification_ids),
                 "event_ids": list(event_ids),
                 "kind": kind,
+                "pending": DeliveryStatus.PENDING,
                 "now": now,
             },
         )
@@ -129,7 +137,7 @@ def add_deliveries(
                 "notification_id": notification_id,
                 "event_id": event_id,
                 "kind": kind,
-                "status": "pending",
+                "status": DeliveryStatus.PENDING,
                 "attempt_count": 0,
                 "next_attempt_at": now,
                 "created_at": now,

@@ -23,7 +23,7 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -43,11 +43,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from dispatcher.bounds import trim
 from dispatcher.config import Settings
 from dispatcher.models import Attempt, Delivery, Notification, UTCDateTime, stored_utc, utcnow
 from dispatcher.ops import metrics
 from dispatcher.ops.logs import describe_target, log_attempt
-from dispatcher.pipeline.claim import Outcome, retry_delay, skipped, trim
+from dispatcher.pipeline.attempt import Outcome
+from dispatcher.pipeline.claim import skipped
+from dispatcher.pipeline.policy import Transition, counter_moves, transition
+from dispatcher.vocabulary import AttemptResult, DeliveryKind, DeliveryStatus
 
 DELIVERY_TABLE = cast(Table, Delivery.__table__)
 NOTIFICATION_TABLE = cast(Table, Notification.__table__)
@@ -63,17 +67,6 @@ class RecordSummary:
     skipped: int = 0
 
 
-@dataclass
-class _Row:
-    outcome: Outcome
-    status: str
-    next_attempt_at: datetime
-    attempt_count: int
-    finished_at: datetime | None
-    last_error: str | None
-    charge: bool | None  # True: +1, False: reset to 0, None: counter untouched
-
-
 def record(
     sessions: sessionmaker[Session],
     outcomes: Sequence[Outcome],
@@ -87,13 +80,15 @@ def record(
     if not outcomes:
         return summary
     now = now or utcnow()
-    rows = [_plan(outcome, settings, now, rng) for outcome in outcomes]
+    rows = [transition(outcome, settings, now, rng) for outcome in outcomes]
     with sessions() as session, session.begin():
         applied = _update_deliveries(session, rows)
         summary.applied = len(applied)
         summary.stale = len(rows) - len(applied)
         attempts = [
-            _attempt_row(row, settings) for row in applied if row.outcome.result != "released"
+            _attempt_row(row, settings)
+            for row in applied
+            if row.outcome.result != AttemptResult.RELEASED
         ]
         if attempts:
             session.execute(insert(Attempt), attempts)
@@ -103,27 +98,6 @@ def record(
             summary.skipped = _skip_pending(session, disabled, now)
     _observe(applied, disabled)
     return summary
-
-
-def _plan(outcome: Outcome, settings: Settings, now: datetime, rng: random.Random | None) -> _Row:
-    job = outcome.job
-    count = job.attempt_number
-    if outcome.result == "released":
-        return _Row(
-            outcome, "pending", now + timedelta(seconds=outcome.delay), count - 1, None, None, None
-        )
-    if outcome.result == "succeeded":
-        return _Row(outcome, "succeeded", now, count, now, None, False)
-    if outcome.result == "transient":
-        delay = retry_delay(count, settings, outcome.retry_after, rng)
-        if delay is not None:
-            return _Row(
-                outcome, "pending", now + timedelta(seconds=delay), count, None, outcome.error, None
-            )
-        return _Row(outcome, "failed", now, count, now, outcome.error, True)
-    if outcome.result == "permanent":
-        return _Row(outcome, "failed", now, count, now, outcome.error, True)
-    return _Row(outcome, "failed", now, count, now, outcome.error, None)
 
 
 # One statement for the whole batch on PostgreSQL; RETURNING says which rows still matched.
@@ -140,7 +114,7 @@ _UPDATE_DELIVERIES_POSTGRESQL = text(
 )
 
 
-def _update_deliveries(session: Session, rows: list[_Row]) -> list[_Row]:
+def _update_deliveries(session: Session, rows: list[Transition]) -> list[Transition]:
     """Apply each row where the claim token still matches; return the rows that applied."""
     if session.get_bind().dialect.name == "postgresql":
         matched = set(
@@ -159,7 +133,7 @@ def _update_deliveries(session: Session, rows: list[_Row]) -> list[_Row]:
         )
     else:
         matched = _update_deliveries_each(session, rows)
-    applied: list[_Row] = []
+    applied: list[Transition] = []
     for row in rows:
         # a delivery appears once per batch; guard anyway so a duplicate cannot double-count
         if row.outcome.job.delivery_id in matched:
@@ -168,7 +142,7 @@ def _update_deliveries(session: Session, rows: list[_Row]) -> list[_Row]:
     return applied
 
 
-def _update_deliveries_each(session: Session, rows: list[_Row]) -> set[str]:
+def _update_deliveries_each(session: Session, rows: list[Transition]) -> set[str]:
     """The portable way: one UPDATE per row (executemany). The matching rows are stamped with
     a token of this write, read back by primary key, and then cleared, because an executemany
     UPDATE does not say which of its rows matched. Returns the ids that matched."""
@@ -210,7 +184,7 @@ def _update_deliveries_each(session: Session, rows: list[_Row]) -> set[str]:
     return matched
 
 
-def _attempt_row(row: _Row, settings: Settings) -> dict[str, Any]:
+def _attempt_row(row: Transition, settings: Settings) -> dict[str, Any]:
     outcome = row.outcome
     return {
         "delivery_id": outcome.job.delivery_id,
@@ -225,26 +199,15 @@ def _attempt_row(row: _Row, settings: Settings) -> dict[str, Any]:
 
 
 def _move_counters(
-    session: Session, rows: list[_Row], settings: Settings, now: datetime
+    session: Session, rows: list[Transition], settings: Settings, now: datetime
 ) -> list[int]:
     """Update ``number_of_failures`` in outcome order; return the notifications disabled now."""
-    streaks: dict[int, tuple[bool, int]] = {}  # notification -> (saw a success, failures since)
-    for row in rows:
-        if row.charge is None:
-            continue
-        notification_id = row.outcome.job.notification_id
-        succeeded, failures = streaks.get(notification_id, (False, 0))
-        streaks[notification_id] = (True, 0) if row.charge is False else (succeeded, failures + 1)
-    if not streaks:
-        return []
-    set_enabled = {nid: n for nid, (ok, n) in streaks.items() if ok}
-    add_any = {nid: n for nid, (ok, n) in streaks.items() if not ok}
-    add_disabled = {nid: n for nid, (ok, n) in streaks.items() if ok and n}
+    moves = counter_moves((row.outcome.job.notification_id, row.charge) for row in rows)
     # A success clears the streak but must not re-enable: only a reset does that.
-    _apply_counts(session, _set_failures_of_enabled, set_enabled)
-    _apply_counts(session, _add_failures, add_any)
-    _apply_counts(session, _add_failures_of_disabled, add_disabled)
-    charged = sorted(nid for nid, (_ok, n) in streaks.items() if n)
+    _apply_counts(session, _set_failures_of_enabled, moves.set_if_enabled)
+    _apply_counts(session, _add_failures, moves.add)
+    _apply_counts(session, _add_failures_of_disabled, moves.add_if_disabled)
+    charged = moves.charged
     if not charged:
         return []
     table = NOTIFICATION_TABLE
@@ -322,21 +285,21 @@ def _skip_pending(session: Session, notification_ids: list[int], now: datetime) 
         update(table)
         .where(
             table.c.notification_id.in_(notification_ids),
-            table.c.status == "pending",
-            table.c.kind == "event",
+            table.c.status == DeliveryStatus.PENDING,
+            table.c.kind == DeliveryKind.EVENT,
         )
         .values(skipped(now))
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _observe(rows: list[_Row], disabled: list[int]) -> None:
+def _observe(rows: list[Transition], disabled: list[int]) -> None:
     methods: dict[int, str] = {}
     for row in rows:
         outcome = row.outcome
         method = outcome.job.method
         methods[outcome.job.notification_id] = method
-        if outcome.result == "released":
+        if outcome.result == AttemptResult.RELEASED:
             continue
         log_attempt(
             delivery_id=outcome.job.delivery_id,
@@ -351,7 +314,7 @@ def _observe(rows: list[_Row], disabled: list[int]) -> None:
         )
         metrics.ATTEMPTS.labels(method=method, outcome=outcome.result).inc()
         metrics.ATTEMPT_LATENCY.labels(method=method).observe(outcome.latency_ms / 1000.0)
-        if row.status == "pending":
+        if row.status == DeliveryStatus.PENDING:
             metrics.RETRIES.labels(method=method).inc()
         else:
             metrics.DELIVERIES.labels(method=method, outcome=row.status).inc()

@@ -1,77 +1,93 @@
-"""The sweep: the periodic job that makes the doorbell reliable.
+"""The sweep: the periodic work that makes the doorbell reliable and keeps the log bounded.
 
 Workers are only told about work by the doorbell, and a ring can be lost (a broker restart, a
 worker killed while draining) or never sent (a retry whose time has come, a target that was
-busy). :func:`sweep` looks for deliveries that are pending and due and that nobody holds (no
-claim, or a claim whose lease expired) and rings if there are any.
-:func:`run_sweeper` repeats that every ``settings.sweep_interval`` seconds until stopped;
-``dispatcher scheduler`` and the embedded server run it.
+busy). :func:`sweep` counts the deliveries that are due (:func:`~dispatcher.pipeline.claim.due`:
+pending, their time come, held by nobody or by a lease that ran out) and rings if there are
+any. :func:`prune` deletes what the retention window no longer keeps.
+(:mod:`dispatcher.worker.sweeper` runs both on a timer.)
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, func, or_, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Table, delete, exists, func, select
+from sqlalchemy.orm import Session, sessionmaker
 
-from dispatcher.models import Delivery, utcnow
-from dispatcher.runtime import Runtime
-from dispatcher.service.delivery_log import prune_expired
+from dispatcher.config import Settings
+from dispatcher.models import Attempt, Delivery, Event, utcnow
+from dispatcher.pipeline.claim import due
+from dispatcher.pipeline.doorbell import Doorbell
+from dispatcher.vocabulary import FINAL_STATUSES
 
 DELIVERY_TABLE = cast(Table, Delivery.__table__)
 
 log = logging.getLogger(__name__)
 
 
-def sweep(runtime: Runtime, *, now: datetime | None = None) -> int:
-    """Count the due deliveries that nobody holds (at most ``settings.sweep_batch_limit``) and
-    ring if there are any; return the count. Ringing while a ring is out costs nothing."""
+def sweep(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    doorbell: Doorbell,
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Count the due deliveries (at most ``settings.sweep_batch_limit``) and ring if there are
+    any; return the count. Ringing while a ring is out costs nothing."""
     now = now or utcnow()
     table = DELIVERY_TABLE
-    due = (
-        select(table.c.id)
-        .where(
-            table.c.status == "pending",
-            table.c.next_attempt_at <= now,
-            or_(table.c.claim_token.is_(None), table.c.lease_until < now),
-        )
-        .limit(runtime.settings.sweep_batch_limit)
-        .subquery()
-    )
-    with runtime.sessions() as session:
-        count = session.scalar(select(func.count()).select_from(due)) or 0
+    waiting = select(table.c.id).where(due(now)).limit(settings.sweep_batch_limit).subquery()
+    with sessions() as session:
+        count = session.scalar(select(func.count()).select_from(waiting)) or 0
     if count:
-        runtime.doorbell.ring([])
+        doorbell.ring([])
     return count
 
 
-def run_sweeper(runtime: Runtime, stop: threading.Event) -> None:
-    """Sweep every ``settings.sweep_interval`` seconds until ``stop`` is set. A database
-    error is logged and the next tick tries again: the sweep must outlive an outage.
-    Every ``settings.retention_interval`` seconds it also prunes the delivery log."""
-    next_prune = time.monotonic()
-    log.info("scheduler started: sweeping every %g s", runtime.settings.sweep_interval)
-    while not stop.is_set():
-        if time.monotonic() >= next_prune:
-            next_prune = time.monotonic() + runtime.settings.retention_interval
-            try:
-                prune_expired(runtime.sessions, runtime.settings)
-            except SQLAlchemyError as exc:
-                log.warning("retention failed, retrying later: %s", type(exc).__name__)
-        try:
-            count = sweep(runtime)
-        except SQLAlchemyError as exc:
-            log.warning("sweep failed, retrying next tick: %s", type(exc).__name__)
-            count = 0
-        if count:
-            log.debug("sweep rang %d deliveries", count)
-        if count < runtime.settings.sweep_batch_limit:
-            stop.wait(runtime.settings.sweep_interval)
+def prune_expired(sessions: sessionmaker[Session], settings: Settings) -> int:
+    """One retention pass in its own session; logs what it deleted."""
+    with sessions() as session:
+        deleted = prune(session, settings)
+    if deleted:
+        log.info(
+            "retention: deleted %d deliveries older than %s", deleted, settings.delivery_retention
+        )
+    return deleted
 
 
-__all__ = ["run_sweeper", "sweep"]
+def prune(session: Session, settings: Settings, *, now: datetime | None = None) -> int:
+    """Delete finished deliveries (succeeded, failed, skipped) created more than
+    ``retention_seconds`` ago, with their attempts, then the events older than that which no
+    delivery refers to. A delivery still pending is kept, however old: pruning never loses one.
+
+    Works in batches of ``retention_batch_size``, committing after each, so a large backlog
+    never holds long locks. Returns the number of deliveries deleted."""
+    cutoff = (now or utcnow()) - timedelta(seconds=settings.retention_seconds)
+    deleted = 0
+    while True:
+        ids = session.scalars(
+            select(Delivery.id)
+            .where(Delivery.created_at < cutoff, Delivery.status.in_(FINAL_STATUSES))
+            .limit(settings.retention_batch_size)
+        ).all()
+        if not ids:
+            break
+        # Attempts first, so the result does not depend on ON DELETE CASCADE being enforced.
+        session.execute(delete(Attempt).where(Attempt.delivery_id.in_(ids)))
+        session.execute(delete(Delivery).where(Delivery.id.in_(ids)))
+        session.commit()
+        deleted += len(ids)
+    orphaned = ~exists().where(Delivery.event_id == Event.id)
+    session.execute(
+        delete(Event)
+        .where(Event.created_at < cutoff, orphaned)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return deleted
+
+
+__all__ = ["prune", "prune_expired", "sweep"]

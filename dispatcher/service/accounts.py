@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from dispatcher.errors import NotFoundError, PermissionDeniedError
 from dispatcher.models import Repository
 from dispatcher.service.tokens import Principal
+from dispatcher.vocabulary import Scope
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def _names_namespace(grant: str, namespace: str) -> bool:
 
 
 def _administers(principal: Principal, namespace: str) -> bool:
-    return "repo:admin" in principal.scopes and any(
+    return Scope.REPO_ADMIN in principal.scopes and any(
         grant in ("*", f"{namespace}/*") for grant in principal.grants
     )
 
@@ -63,7 +64,7 @@ def namespaces(session: Session, principal: Principal) -> Sequence[NamespaceAcce
 def namespace(session: Session, principal: Principal, name: str) -> NamespaceAccess:
     """The namespace ``name`` for a caller with ``repo:admin`` and a grant naming it
     (PermissionDeniedError otherwise); NotFoundError when no repository is registered in it."""
-    if "repo:admin" not in principal.scopes or not any(
+    if Scope.REPO_ADMIN not in principal.scopes or not any(
         _names_namespace(grant, name) for grant in principal.grants
     ):
         raise PermissionDeniedError()

@@ -14,26 +14,24 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, or_, select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, selectinload
 
 from dispatcher.bounds import is_uuid
 from dispatcher.config import Settings
 from dispatcher.errors import InvalidRequestError, NotFoundError, echo
 from dispatcher.models import (
-    DELIVERY_STATUSES,
-    FINAL_STATUSES,
     Attempt,
     Delivery,
-    Event,
     Notification,
     utcnow,
 )
 from dispatcher.pipeline import outbox
 from dispatcher.pipeline.doorbell import Doorbell
+from dispatcher.vocabulary import DeliveryKind, DeliveryStatus
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +70,9 @@ def list_deliveries(
         .limit(size + 1)
     )
     if status is not None:
-        if status not in DELIVERY_STATUSES:
+        if status not in set(DeliveryStatus):
             raise InvalidRequestError(
-                f"Unknown delivery status '{echo(status)}': use one of "
-                f"{', '.join(DELIVERY_STATUSES)}"
+                f"Unknown delivery status '{echo(status)}': use one of {', '.join(DeliveryStatus)}"
             )
         query = query.where(Delivery.status == status)
     if cursor:
@@ -119,7 +116,11 @@ def redeliver(session: Session, original: Delivery, doorbell: Doorbell) -> Deliv
 
     The new delivery has its own id (its ``webhook-id``) and kind ``redelivery``."""
     (delivery_id,) = outbox.add_deliveries(
-        session, [original.notification_id], [original.event_id], "redelivery", utcnow()
+        session,
+        [original.notification_id],
+        [original.event_id],
+        DeliveryKind.REDELIVERY,
+        utcnow(),
     )
     session.commit()
     doorbell.ring([delivery_id])
@@ -133,50 +134,6 @@ def get_delivery_by_id(session: Session, delivery_id: str) -> Delivery:
         .options(selectinload(Delivery.attempts), selectinload(Delivery.event))
     ).one()
     return delivery
-
-
-def prune_expired(sessions: sessionmaker[Session], settings: Settings) -> int:
-    """One retention pass in its own session (what the scheduler runs every
-    ``retention_interval`` seconds); logs what it deleted."""
-    with sessions() as session:
-        deleted = prune(session, settings)
-    if deleted:
-        log.info(
-            "retention: deleted %d deliveries older than %s", deleted, settings.delivery_retention
-        )
-    return deleted
-
-
-def prune(session: Session, settings: Settings, *, now: datetime | None = None) -> int:
-    """Delete finished deliveries (succeeded, failed, skipped) created more than
-    ``retention_seconds`` ago, with their attempts, then the events older than that which no
-    delivery refers to. A delivery still pending is kept, however old: pruning never loses one.
-
-    Works in batches of ``retention_batch_size``, committing after each, so a large backlog
-    never holds long locks. Returns the number of deliveries deleted."""
-    cutoff = (now or utcnow()) - timedelta(seconds=settings.retention_seconds)
-    deleted = 0
-    while True:
-        ids = session.scalars(
-            select(Delivery.id)
-            .where(Delivery.created_at < cutoff, Delivery.status.in_(FINAL_STATUSES))
-            .limit(settings.retention_batch_size)
-        ).all()
-        if not ids:
-            break
-        # Attempts first, so the result does not depend on ON DELETE CASCADE being enforced.
-        session.execute(delete(Attempt).where(Attempt.delivery_id.in_(ids)))
-        session.execute(delete(Delivery).where(Delivery.id.in_(ids)))
-        session.commit()
-        deleted += len(ids)
-    orphaned = ~exists().where(Delivery.event_id == Event.id)
-    session.execute(
-        delete(Event)
-        .where(Event.created_at < cutoff, orphaned)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    return deleted
 
 
 # -- views and cursors ------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from dispatcher.models import (
 from dispatcher.pipeline import outbox
 from dispatcher.pipeline.doorbell import Doorbell
 from dispatcher.service.notifications import ensure_repository, parse_repository_name
+from dispatcher.vocabulary import DeliveryKind
 
 EXPIRY_EVENT = "repo_image_expiry"
 DELIVERY_TABLE = cast(Table, Delivery.__table__)
@@ -146,7 +147,7 @@ def fan_out(
         event_id = outbox.add_event(session, event)
         targets = _expiry_targets(session, settings, repository, rows, data, performer, now)
         delivery_ids = outbox.add_deliveries(
-            session, [n for n, _ in targets], [e for _, e in targets], "event", now
+            session, [n for n, _ in targets], [e for _, e in targets], DeliveryKind.EVENT, now
         )
         return EmitResult(event_id, tuple(delivery_ids))
     matching = [
@@ -154,7 +155,7 @@ def fan_out(
         for notification_id, _uuid, config in rows
         if event_type.should_deliver(config or {}, envelope, settings)
     ]
-    delivery_ids = outbox.add_event_with_deliveries(session, event, matching, "event")
+    delivery_ids = outbox.add_event_with_deliveries(session, event, matching, DeliveryKind.EVENT)
     return EmitResult(event["id"], tuple(delivery_ids))
 
 

@@ -21,6 +21,7 @@ from dispatcher.models import AuthorizedEmail, Delivery, Event, Notification, Re
 from dispatcher.pipeline import outbox
 from dispatcher.pipeline.doorbell import Doorbell
 from dispatcher.service.authorized_emails import require_authorized
+from dispatcher.vocabulary import DeliveryKind
 
 TITLE_MAX = 255
 
@@ -198,7 +199,9 @@ def queue_test(
         subpage=event_type.subpage(extra),
     )
     event = outbox.new_event(repository.id, notification.event, data, None, now)
-    (delivery_id,) = outbox.add_event_with_deliveries(session, event, [notification.id], "test")
+    (delivery_id,) = outbox.add_event_with_deliveries(
+        session, event, [notification.id], DeliveryKind.TEST
+    )
     session.commit()
     delivery = session.get_one(Delivery, delivery_id)
     doorbell.ring([delivery_id])

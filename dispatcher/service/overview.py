@@ -21,8 +21,9 @@ from dispatcher.errors import PermissionDeniedError
 from dispatcher.models import Delivery, Notification, Repository
 from dispatcher.ops.logs import describe_target
 from dispatcher.service.tokens import Principal
+from dispatcher.vocabulary import Scope
 
-ADMIN_SCOPE = "repo:admin"
+ADMIN_SCOPE = Scope.REPO_ADMIN
 State = Literal["ok", "failing", "disabled"]
 
 

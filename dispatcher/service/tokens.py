@@ -25,7 +25,7 @@ from dispatcher.errors import (
     echo,
 )
 from dispatcher.models import AccessToken, utcnow
-from dispatcher.vocabulary import SCOPES
+from dispatcher.vocabulary import Scope
 
 TOKEN_PREFIX = "dsp_"
 NAME_MAX = 255
@@ -67,10 +67,10 @@ def create_token(
 ) -> tuple[AccessToken, str]:
     """Store a new token and return it with its secret, which is shown once and never again."""
     if not scopes:
-        raise InvalidRequestError("A token needs at least one scope: " + ", ".join(SCOPES))
+        raise InvalidRequestError("A token needs at least one scope: " + ", ".join(Scope))
     for scope in scopes:
-        if scope not in SCOPES:
-            raise InvalidRequestError(f"Unknown scope '{scope}': use " + " or ".join(SCOPES))
+        if scope not in set(Scope):
+            raise InvalidRequestError(f"Unknown scope '{scope}': use " + " or ".join(Scope))
     if not grants:
         raise InvalidRequestError("A token needs at least one repository grant (--repo)")
     for grant in grants:

@@ -14,9 +14,9 @@ import threading
 from sqlalchemy.exc import SQLAlchemyError
 
 from dispatcher.pipeline.doorbell import LocalDoorbell
-from dispatcher.pipeline.sweep import run_sweeper
 from dispatcher.runtime import Runtime
 from dispatcher.worker.context import WorkerContext, build_context
+from dispatcher.worker.sweeper import run_sweeper
 
 log = logging.getLogger(__name__)
 

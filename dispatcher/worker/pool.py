@@ -39,7 +39,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from dispatcher.config import Settings
 from dispatcher.models import utcnow
 from dispatcher.ops.logs import DELIVERY_ID
-from dispatcher.pipeline.claim import Job, Outcome, attempt, released
+from dispatcher.pipeline.attempt import Outcome, attempt, released
+from dispatcher.pipeline.claim import Job
 from dispatcher.pipeline.record import record
 from dispatcher.senders.base import Sender
 

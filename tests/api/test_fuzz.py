@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from dispatcher.api import create_app
 from dispatcher.events import EVENT_NAMES
 from dispatcher.service import tokens
-from dispatcher.vocabulary import DELIVERY_STATUSES
+from dispatcher.vocabulary import DeliveryStatus
 from tests.api.test_hostile import snapshot
 from tests.conftest import LiveServer, empty_tables
 from tests.deliverylog import add_delivery, add_notification
@@ -240,7 +240,7 @@ def test_hostile_requests_to_every_route_get_no_5xx_and_a_4xx_changes_nothing(
     query = data.draw(
         st.dictionaries(
             st.sampled_from(["status", "limit", "cursor"]) | HOSTILE_TEXT,
-            st.sampled_from([*DELIVERY_STATUSES, "1", "0", "-1", "10" * 30]) | HOSTILE_TEXT,
+            st.sampled_from([*DeliveryStatus, "1", "0", "-1", "10" * 30]) | HOSTILE_TEXT,
             max_size=2,
         ),
         label="query",

@@ -8,16 +8,24 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
+
+from sqlalchemy import select
 
 from dispatcher.config import Settings
 from dispatcher.db import upgrade
 from dispatcher.errors import PermanentDeliveryError, TransientDeliveryError
-from dispatcher.models import Notification, Repository
-from dispatcher.pipeline.claim import Job, Outcome, attempt
+from dispatcher.models import Attempt, Delivery, Notification, Repository
+from dispatcher.pipeline.attempt import Outcome, attempt
+from dispatcher.pipeline.claim import Job, claim
+from dispatcher.pipeline.record import record
+from dispatcher.pipeline.sweep import sweep
 from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.senders.base import Receipt, RenderContext, Sender
+from dispatcher.service import emit as producer
+from dispatcher.service.notifications import find_repository
 from tests.conftest import empty_tables, settings_for
 from tests.doubles import RecordingDoorbell
 
@@ -152,3 +160,59 @@ def add_notification(
         session.add(notification)
         session.flush()
         return notification.id
+
+
+# -- shortcuts of the pipeline and worker tests -------------------------------------------------
+
+
+def notify(runtime: Runtime, script: list[str] | None = None, **kwargs: Any) -> int:
+    repo_id = _repo(runtime)
+    config = {"url": kwargs.pop("url", "http://hook.example/a"), "script": script or ["ok"]}
+    return add_notification(runtime, repo_id, config=config, **kwargs)
+
+
+def _repo(runtime: Runtime) -> int:
+    with runtime.sessions() as session:
+        found = find_repository(session, "acme", "web")
+        if found is not None:
+            return found.id
+    return add_repository(runtime)
+
+
+def emit(runtime: Runtime) -> list[str]:
+    result = producer.emit(
+        runtime.sessions, runtime.settings, runtime.doorbell, "acme/web", "repo_push", {}
+    )
+    return list(result.delivery_ids)
+
+
+def run_once(runtime: Runtime, sender: FakeSender, ids: list[str], **kwargs: Any) -> list[Outcome]:
+    """Claim, attempt and record ``ids`` synchronously."""
+    jobs = claim(runtime.sessions, ids, runtime.settings, now=kwargs.get("now"))
+    outcomes = [attempt_now(job, sender) for job in jobs]
+    record(runtime.sessions, outcomes, runtime.settings, now=kwargs.get("now"))
+    return outcomes
+
+
+def delivery(runtime: Runtime, delivery_id: str) -> Delivery:
+    with runtime.sessions() as session:
+        return session.get_one(Delivery, delivery_id)
+
+
+def notification(runtime: Runtime, notification_id: int) -> Notification:
+    with runtime.sessions() as session:
+        return session.get_one(Notification, notification_id)
+
+
+def attempts(runtime: Runtime, delivery_id: str) -> list[Attempt]:
+    with runtime.sessions() as session:
+        return list(
+            session.scalars(
+                select(Attempt).where(Attempt.delivery_id == delivery_id).order_by(Attempt.number)
+            )
+        )
+
+
+def sweep_now(runtime: Runtime, now: datetime | None = None) -> int:
+    """One sweep of ``runtime``'s database, ringing its doorbell."""
+    return sweep(runtime.sessions, runtime.settings, runtime.doorbell, now=now)

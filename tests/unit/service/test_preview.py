@@ -11,7 +11,7 @@ from dispatcher.config import Settings
 from dispatcher.models import Attempt, Delivery, Event, Notification, Repository
 from dispatcher.senders.webhook import WebhookSender
 from dispatcher.service.preview import request_preview
-from tests.unit.render_helpers import sample_context
+from tests.unit.senders.render_helpers import sample_context
 
 AT = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

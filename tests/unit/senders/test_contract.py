@@ -24,7 +24,7 @@ from dispatcher.errors import DeliveryError, PermanentDeliveryError, TransientDe
 from dispatcher.senders import METHODS, build_registry
 from dispatcher.senders.base import Receipt, RenderContext, Sender
 from dispatcher.senders.transport import make_http_transport
-from tests.unit.render_helpers import sample_context
+from tests.unit.senders.render_helpers import sample_context
 
 NOW = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
 EXCERPT_BYTES = 64

@@ -20,7 +20,7 @@ from dispatcher.errors import PermanentDeliveryError, TransientDeliveryError
 from dispatcher.senders import build_registry
 from dispatcher.senders.base import RenderContext
 from dispatcher.senders.http import mask_url, parse_retry_after
-from tests.unit.render_helpers import sample_context
+from tests.unit.senders.render_helpers import sample_context
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SETTINGS = Settings(server_hostname="quay.example.com", preferred_url_scheme="https")

@@ -22,7 +22,7 @@ from dispatcher.senders.base import RenderContext
 from dispatcher.senders.email import EmailMessageData
 from dispatcher.senders.slack import SlackMessage
 from dispatcher.senders.webhook import WebhookMessage
-from tests.unit import render_helpers
+from tests.unit.senders import render_helpers
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("DISPATCHER_UPDATE_GOLDEN") == "1"

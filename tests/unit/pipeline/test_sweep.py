@@ -1,9 +1,8 @@
-"""Retention: ``deliveries.prune`` on SQLite and PostgreSQL."""
+"""The sweep, on SQLite and PostgreSQL: it rings while due work waits, and only then; retention
+prunes finished deliveries and the events no delivery refers to."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -11,15 +10,61 @@ import pytest
 from sqlalchemy import func, select
 
 from dispatcher.models import Attempt, Delivery, Event, utcnow
-from dispatcher.pipeline.sweep import run_sweeper
+from dispatcher.pipeline.claim import claim
+from dispatcher.pipeline.record import record
+from dispatcher.pipeline.sweep import prune, sweep
 from dispatcher.runtime import Runtime, create_runtime
-from dispatcher.service import delivery_log as deliveries
 from tests.conftest import empty_tables, settings_for
 from tests.deliverylog import add_delivery, add_notification
+from tests.doubles import RecordingDoorbell
+from tests.unit.pipeline_helpers import (
+    FakeSender,
+    attempt_now,
+    emit,
+    notify,
+    sweep_now,
+)
+
+
+def test_sweep_rings_while_due_work_waits(runtime: Runtime) -> None:
+    notify(runtime)
+    ids = emit(runtime)
+    doorbell = runtime.doorbell
+    assert isinstance(doorbell, RecordingDoorbell)
+    before = doorbell.rings
+    assert sweep_now(runtime) == 1
+    assert doorbell.rings == before + 1
+    claim(runtime.sessions, ids, runtime.settings)
+    assert sweep_now(runtime) == 0  # claimed: nothing waits
+    assert doorbell.rings == before + 1
+    later = utcnow() + timedelta(seconds=runtime.settings.lease_seconds + 1)
+    assert sweep_now(runtime, later) == 1  # the claim's lease ran out: due again
+
+
+def test_sweep_leaves_claimed_and_future_deliveries(runtime: Runtime, sender: FakeSender) -> None:
+    notify(runtime, ["transient"])
+    (did,) = emit(runtime)
+    (job,) = claim(runtime.sessions, [did], runtime.settings)
+    assert sweep_now(runtime) == 0  # held by a live lease
+    record(runtime.sessions, [attempt_now(job, sender)], runtime.settings)
+    assert sweep_now(runtime) == 0  # retry not due yet
+    assert (
+        sweep(
+            runtime.sessions,
+            runtime.settings,
+            runtime.doorbell,
+            now=utcnow() + timedelta(seconds=11),
+        )
+        == 1
+    )
+
+
+# -- retention ---------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def runtime(database_url: str) -> Iterator[Runtime]:
+def retaining(database_url: str) -> Iterator[Runtime]:
+    """A runtime keeping 14 days of deliveries, pruning two at a time."""
     runtime = create_runtime(
         settings_for(database_url, delivery_retention="14d", retention_batch_size=2)
     )
@@ -34,8 +79,9 @@ def count(runtime: Runtime, model: type[object]) -> int:
 
 
 def test_prune_deletes_old_finished_deliveries_their_attempts_and_orphaned_events(
-    runtime: Runtime,
+    retaining: Runtime,
 ) -> None:
+    runtime = retaining
     now = utcnow()
     old = now - timedelta(days=15)
     with runtime.sessions.begin() as session:
@@ -66,7 +112,7 @@ def test_prune_deletes_old_finished_deliveries_their_attempts_and_orphaned_event
         )
 
     with runtime.sessions() as session:
-        assert deliveries.prune(session, runtime.settings, now=now) == 5
+        assert prune(session, runtime.settings, now=now) == 5
 
     with runtime.sessions() as session:
         assert sorted(session.scalars(select(Delivery.id)).all()) == sorted(kept)
@@ -75,32 +121,11 @@ def test_prune_deletes_old_finished_deliveries_their_attempts_and_orphaned_event
     assert count(runtime, Attempt) == 2  # the recent delivery's and the pending one's
 
 
-def test_prune_with_nothing_old_is_a_no_op(runtime: Runtime) -> None:
+def test_prune_with_nothing_old_is_a_no_op(retaining: Runtime) -> None:
+    runtime = retaining
     with runtime.sessions.begin() as session:
         add_delivery(session, add_notification(session))
     with runtime.sessions() as session:
-        assert deliveries.prune(session, runtime.settings) == 0
+        assert prune(session, runtime.settings) == 0
     assert count(runtime, Delivery) == 1
     assert count(runtime, Event) == 1
-
-
-def test_the_sweeper_prunes_on_its_own(database_url: str) -> None:
-    runtime = create_runtime(
-        settings_for(database_url, delivery_retention="1d", sweep_interval=0.05)
-    )
-    with runtime.sessions.begin() as session:
-        add_delivery(session, add_notification(session), created_at=utcnow() - timedelta(days=2))
-    stop = threading.Event()
-    thread = threading.Thread(target=run_sweeper, args=(runtime, stop), daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while count(runtime, Delivery) + count(runtime, Event) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert count(runtime, Delivery) == 0
-        assert count(runtime, Event) == 0
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-        empty_tables(runtime)
-        runtime.close()

@@ -1,0 +1,145 @@
+"""The delivery policy, pure: no database, no clock beyond what is passed in.
+
+* :func:`retry_delay`: how long to wait before the next attempt, or None when the schedule is
+  exhausted (``settings.retry_schedule`` with jitter, a receiver's ``Retry-After`` honoured);
+* :func:`transition`: what one :class:`~dispatcher.pipeline.attempt.Outcome` makes of its
+  delivery (status, next attempt, attempt count, end time, error) and what it does to the
+  notification's failure counter (:class:`Charge`);
+* :func:`counter_moves`: a batch's charges, in outcome order, folded into one move per
+  notification.
+
+(A delivery of a disabled notification is ``skipped``: see
+:func:`dispatcher.pipeline.claim.skipped`.)
+
+The state machine these decide::
+
+    pending ──claim──▶ pending + claim_token, lease_until = now + lease_seconds
+       ▲                 │ attempt
+       │   transient,    ├── success ──────────────▶ succeeded   (counter := 0)
+       │   retries left  ├── permanent / exhausted ─▶ failed      (counter += 1)
+       └─ next_attempt_at├── internal error ───────▶ failed      (counter untouched)
+          = now + delay  └── released (target busy) ▶ pending again, no attempt counted
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from dispatcher.config import Settings
+from dispatcher.pipeline.attempt import Outcome
+from dispatcher.vocabulary import AttemptResult, DeliveryStatus
+
+
+class Charge(Enum):
+    """What an outcome does to its notification's ``number_of_failures``."""
+
+    NONE = "none"  # untouched: no attempt, a retry to come, or our own bug
+    FAILURE = "failure"  # +1
+    SUCCESS = "success"  # back to 0, unless the notification is disabled
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The new column values of a delivery after ``outcome``, and its charge."""
+
+    outcome: Outcome
+    status: DeliveryStatus
+    next_attempt_at: datetime
+    attempt_count: int
+    finished_at: datetime | None
+    last_error: str | None
+    charge: Charge
+
+
+def retry_delay(
+    attempt_number: int,
+    settings: Settings,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> float | None:
+    """Seconds to wait before retrying after failed attempt ``attempt_number`` (1-based), or
+    None when the schedule is exhausted.
+
+    The schedule's delay is scaled by a factor in ``[1 - retry_jitter, 1 + retry_jitter]``; a
+    ``Retry-After`` the target sent is honoured (never retried sooner), capped at
+    ``retry_after_max``."""
+    delays = settings.retry_delays
+    if attempt_number > len(delays):
+        return None
+    jitter = settings.retry_jitter
+    factor = 1.0 + (rng or random).uniform(-jitter, jitter) if jitter else 1.0
+    delay = delays[attempt_number - 1] * factor
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, settings.retry_after_max))
+    return max(delay, 0.0)
+
+
+def transition(
+    outcome: Outcome, settings: Settings, now: datetime, rng: random.Random | None = None
+) -> Transition:
+    """What ``outcome`` makes of its delivery at ``now`` (see the module docstring)."""
+    count = outcome.job.attempt_number
+    pending, failed = DeliveryStatus.PENDING, DeliveryStatus.FAILED
+    result = outcome.result
+    if result == AttemptResult.RELEASED:
+        later = now + timedelta(seconds=outcome.delay)
+        return Transition(outcome, pending, later, count - 1, None, None, Charge.NONE)
+    if result == AttemptResult.SUCCEEDED:
+        return Transition(outcome, DeliveryStatus.SUCCEEDED, now, count, now, None, Charge.SUCCESS)
+    if result == AttemptResult.TRANSIENT:
+        delay = retry_delay(count, settings, outcome.retry_after, rng)
+        if delay is not None:
+            later = now + timedelta(seconds=delay)
+            return Transition(outcome, pending, later, count, None, outcome.error, Charge.NONE)
+        return Transition(outcome, failed, now, count, now, outcome.error, Charge.FAILURE)
+    if result == AttemptResult.PERMANENT:
+        return Transition(outcome, failed, now, count, now, outcome.error, Charge.FAILURE)
+    return Transition(outcome, failed, now, count, now, outcome.error, Charge.NONE)
+
+
+@dataclass(frozen=True)
+class CounterMoves:
+    """One batch's moves of ``number_of_failures``, by notification id.
+
+    ``set_if_enabled``: a success was seen; an enabled notification's counter becomes the
+    failures since the last success. ``add``: no success was seen; add the failures.
+    ``add_if_disabled``: a success was seen, but a disabled notification is not reset by it
+    (only a reset re-enables); add the failures since. ``charged``: every notification whose
+    counter grew, to check against ``max_failures``."""
+
+    set_if_enabled: dict[int, int]
+    add: dict[int, int]
+    add_if_disabled: dict[int, int]
+    charged: list[int]
+
+
+def counter_moves(charges: Iterable[tuple[int, Charge]]) -> CounterMoves:
+    """Fold ``(notification id, charge)`` pairs, in outcome order, into :class:`CounterMoves`."""
+    streaks: dict[int, tuple[bool, int]] = {}  # notification -> (saw a success, failures since)
+    for notification_id, charge in charges:
+        if charge is Charge.NONE:
+            continue
+        succeeded, failures = streaks.get(notification_id, (False, 0))
+        streaks[notification_id] = (
+            (True, 0) if charge is Charge.SUCCESS else (succeeded, failures + 1)
+        )
+    return CounterMoves(
+        set_if_enabled={nid: n for nid, (ok, n) in streaks.items() if ok},
+        add={nid: n for nid, (ok, n) in streaks.items() if not ok},
+        add_if_disabled={nid: n for nid, (ok, n) in streaks.items() if ok and n},
+        charged=sorted(nid for nid, (_ok, n) in streaks.items() if n),
+    )
+
+
+__all__ = [
+    "Charge",
+    "CounterMoves",
+    "Transition",
+    "counter_moves",
+    "retry_delay",
+    "transition",
+]

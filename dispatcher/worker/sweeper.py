@@ -1,0 +1,46 @@
+"""The sweep on a timer: what ``dispatcher scheduler`` and the embedded server run.
+
+:func:`run_sweeper` sweeps (:func:`dispatcher.pipeline.sweep.sweep`) every
+``settings.sweep_interval`` seconds, at once again while a sweep finds a full batch, and prunes
+the delivery log every ``settings.retention_interval`` seconds, until stopped. A database
+error is logged and the next tick tries again: the sweep must outlive an outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from dispatcher.pipeline.sweep import prune_expired, sweep
+from dispatcher.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def run_sweeper(runtime: Runtime, stop: threading.Event) -> None:
+    """Sweep and prune on ``runtime`` until ``stop`` is set (see the module docstring)."""
+    settings = runtime.settings
+    next_prune = time.monotonic()
+    log.info("scheduler started: sweeping every %g s", settings.sweep_interval)
+    while not stop.is_set():
+        if time.monotonic() >= next_prune:
+            next_prune = time.monotonic() + settings.retention_interval
+            try:
+                prune_expired(runtime.sessions, settings)
+            except SQLAlchemyError as exc:
+                log.warning("retention failed, retrying later: %s", type(exc).__name__)
+        try:
+            count = sweep(runtime.sessions, settings, runtime.doorbell)
+        except SQLAlchemyError as exc:
+            log.warning("sweep failed, retrying next tick: %s", type(exc).__name__)
+            count = 0
+        if count:
+            log.debug("sweep rang %d deliveries", count)
+        if count < settings.sweep_batch_limit:
+            stop.wait(settings.sweep_interval)
+
+
+__all__ = ["run_sweeper"]
