@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from dispatcher.models import Attempt, Delivery, Event, Notification, utcnow
-from dispatcher.service import notifications as service
+from dispatcher.service import repositories
 
 
 def add_notification(
@@ -20,7 +20,7 @@ def add_notification(
     disabled: bool = False,
 ) -> Notification:
     namespace, name = repository.split("/")
-    repo = service.ensure_repository(session, namespace, name)
+    repo = repositories.ensure_repository(session, namespace, name)
     notification = Notification(
         repository_id=repo.id,
         event="repo_push",

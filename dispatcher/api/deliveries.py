@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from dispatcher.api.deps import NotificationDep, RuntimeDep, SessionDep
 from dispatcher.api.problems import PROBLEM_RESPONSES
-from dispatcher.service import delivery_log as deliveries
+from dispatcher.service import delivery_log
 
 router = APIRouter(
     prefix="/api/v1/repository/{namespace}/{repository}/notification/{uuid}/deliveries",
@@ -68,11 +68,11 @@ def list_deliveries(
     limit: int | None = None,
     cursor: str | None = None,
 ) -> DeliveryList:
-    page = deliveries.list_deliveries(
+    page = delivery_log.list_deliveries(
         session, notification, runtime.settings, status=status, limit=limit, cursor=cursor
     )
     return DeliveryList(
-        deliveries=[DeliveryView.of(deliveries.delivery_view(item)) for item in page.deliveries],
+        deliveries=[DeliveryView.of(delivery_log.delivery_view(item)) for item in page.deliveries],
         next_cursor=page.next_cursor,
     )
 
@@ -86,8 +86,8 @@ def list_deliveries(
 def get_delivery(
     delivery_id: str, notification: NotificationDep, session: SessionDep
 ) -> DeliveryView:
-    delivery = deliveries.get_delivery(session, notification, delivery_id)
-    return DeliveryView.of(deliveries.delivery_view(delivery))
+    delivery = delivery_log.get_delivery(session, notification, delivery_id)
+    return DeliveryView.of(delivery_log.delivery_view(delivery))
 
 
 @router.post(
@@ -104,6 +104,6 @@ def get_delivery(
 def redeliver(
     delivery_id: str, notification: NotificationDep, session: SessionDep, runtime: RuntimeDep
 ) -> DeliveryView:
-    original = deliveries.get_delivery(session, notification, delivery_id)
-    delivery = deliveries.redeliver(session, original, runtime.doorbell)
-    return DeliveryView.of(deliveries.delivery_view(delivery))
+    original = delivery_log.get_delivery(session, notification, delivery_id)
+    delivery = delivery_log.redeliver(session, original, runtime.doorbell)
+    return DeliveryView.of(delivery_log.delivery_view(delivery))

@@ -20,8 +20,7 @@ from dispatcher.bounds import is_uuid
 from dispatcher.errors import NotFoundError, NotificationNotFoundError
 from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime
-from dispatcher.service import notifications as service
-from dispatcher.service import tokens
+from dispatcher.service import notifications, repositories, tokens
 from dispatcher.vocabulary import Scope
 
 
@@ -76,7 +75,7 @@ def repo_admin(
 ) -> Repository:
     """The path's repository, for a caller with ``repo:admin`` on it (404 if unregistered)."""
     tokens.authorize(principal, Scope.REPO_ADMIN, namespace, repository)
-    return service.get_repository(session, namespace, repository)
+    return repositories.get_repository(session, namespace, repository)
 
 
 def events_writer(namespace: str, repository: str, principal: PrincipalDep) -> str:
@@ -91,7 +90,7 @@ EventsRepositoryNameDep = Annotated[str, Depends(events_writer)]
 
 
 def _find(session: Session, repository: Repository, uuid: str) -> Notification | None:
-    return service.find_notification(session, repository, uuid) if is_uuid(uuid) else None
+    return notifications.find_notification(session, repository, uuid) if is_uuid(uuid) else None
 
 
 def path_notification(

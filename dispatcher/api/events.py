@@ -13,7 +13,7 @@ from dispatcher.api.deps import EventsRepositoryNameDep, RuntimeDep
 from dispatcher.api.problems import PROBLEM_RESPONSES
 from dispatcher.bounds import parse_json
 from dispatcher.errors import InvalidRequestError
-from dispatcher.service import emit as producer
+from dispatcher.service import emit
 
 router = APIRouter(prefix="/api/v1/repository/{namespace}/{repository}", tags=["events"])
 _SHAPE = (
@@ -64,7 +64,7 @@ async def emit_event(
     if not isinstance(data, dict) or not isinstance(performer, dict | None):
         raise InvalidRequestError(_SHAPE)
     result = await run_in_threadpool(
-        producer.emit,
+        emit.emit,
         runtime.sessions,
         runtime.settings,
         runtime.doorbell,

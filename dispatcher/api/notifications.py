@@ -30,7 +30,7 @@ from dispatcher.api.schemas import (
 )
 from dispatcher.config import Settings
 from dispatcher.models import Repository
-from dispatcher.service import notifications as service
+from dispatcher.service import notifications
 
 router = APIRouter(prefix="/api/v1/repository/{namespace}/{repository}", tags=["notifications"])
 
@@ -57,7 +57,7 @@ _REQUEST_TOO_LARGE: dict[int | str, dict[str, Any]] = {
 def list_notifications(
     repository: AdminRepositoryDep, session: SessionDep, runtime: RuntimeDep
 ) -> NotificationList:
-    items = service.list_notifications(session, repository)
+    items = notifications.list_notifications(session, repository)
     depth = runtime.settings.max_json_depth
     return NotificationList(notifications=[NotificationView.of(item, depth) for item in items])
 
@@ -83,7 +83,7 @@ async def create_notification(
 def _store(
     session: Session, repository: Repository, create: CreateRequest, settings: Settings
 ) -> NotificationView:
-    notification = service.create_notification(
+    notification = notifications.create_notification(
         session,
         repository,
         event=create.event,
@@ -116,7 +116,7 @@ def get_notification(notification: NotificationDep, runtime: RuntimeDep) -> Noti
     responses=PROBLEM_RESPONSES,
 )
 def delete_notification(notification: ChangeNotificationDep, session: SessionDep) -> Response:
-    service.delete_notification(session, notification)
+    notifications.delete_notification(session, notification)
     session.commit()
     return Response(status_code=204)
 
@@ -130,7 +130,7 @@ def delete_notification(notification: ChangeNotificationDep, session: SessionDep
     responses=PROBLEM_RESPONSES,
 )
 def reset_failures(notification: ChangeNotificationDep, session: SessionDep) -> Response:
-    service.reset_failures(session, notification)
+    notifications.reset_failures(session, notification)
     session.commit()
     return Response(status_code=204)
 
@@ -146,7 +146,7 @@ def reset_failures(notification: ChangeNotificationDep, session: SessionDep) -> 
 def test_notification(
     notification: ChangeNotificationDep, session: SessionDep, runtime: RuntimeDep
 ) -> Empty:
-    service.queue_test(session, notification, runtime.settings, runtime.doorbell)
+    notifications.queue_test(session, notification, runtime.settings, runtime.doorbell)
     return Empty()
 
 

@@ -73,12 +73,11 @@ def _row(delivery: Delivery) -> list[Any]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from dispatcher.service import delivery_log as deliveries
-    from dispatcher.service import operators as admin
+    from dispatcher.service import delivery_log, notifications
 
     with cli_runtime() as runtime, runtime.sessions() as session:
-        (notification,) = admin.notifications_by_uuid(session, [args.uuid])
-        page = deliveries.list_deliveries(
+        (notification,) = notifications.notifications_by_uuid(session, [args.uuid])
+        page = delivery_log.list_deliveries(
             session,
             notification,
             runtime.settings,
@@ -86,7 +85,7 @@ def _list(args: argparse.Namespace) -> int:
             limit=args.limit,
             cursor=args.cursor,
         )
-        views = [deliveries.delivery_view(item) for item in page.deliveries]
+        views = [delivery_log.delivery_view(item) for item in page.deliveries]
         rows = [_row(item) for item in page.deliveries]
     if args.json:
         print_json({"deliveries": views, "next_cursor": page.next_cursor})
@@ -99,12 +98,12 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _redeliver(args: argparse.Namespace) -> int:
-    from dispatcher.service import delivery_log as deliveries
+    from dispatcher.service import delivery_log
 
     with cli_runtime() as runtime, runtime.sessions() as session:
-        original = deliveries.find_delivery(session, args.delivery_id)
-        delivery = deliveries.redeliver(session, original, runtime.doorbell)
-        view = deliveries.delivery_view(delivery)
+        original = delivery_log.find_delivery(session, args.delivery_id)
+        delivery = delivery_log.redeliver(session, original, runtime.doorbell)
+        view = delivery_log.delivery_view(delivery)
     if args.json:
         print_json(view)
     else:

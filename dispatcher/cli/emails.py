@@ -28,12 +28,11 @@ def register(commands: Any) -> None:
 
 
 def _authorize(args: argparse.Namespace) -> int:
-    from dispatcher.service import authorized_emails
-    from dispatcher.service import notifications as service
+    from dispatcher.service import authorized_emails, repositories
 
     with cli_runtime() as runtime, runtime.sessions.begin() as session:
-        namespace, name = service.parse_repository_name(args.repository)
-        repository = service.get_repository(session, namespace, name)
+        namespace, name = repositories.parse_repository_name(args.repository)
+        repository = repositories.get_repository(session, namespace, name)
         changed = authorized_emails.authorize(session, repository, args.address, runtime.settings)
         full_name = repository.full_name
     state = "authorized" if changed else "already authorized"

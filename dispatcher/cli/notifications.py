@@ -76,12 +76,12 @@ def _view(notification: Notification) -> dict[str, Any]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from dispatcher.service import operators as admin
+    from dispatcher.service import notifications
 
     with cli_runtime() as runtime, runtime.sessions() as session:
         rows = [
             _view(item)
-            for item in admin.find_notifications(
+            for item in notifications.find_notifications(
                 session, repository=args.repo, failing=args.failing, disabled=args.disabled
             )
         ]
@@ -100,14 +100,14 @@ def _reset(args: argparse.Namespace) -> int:
         parser.error("name notification uuids or give --all-disabled (one of the two)")
     if args.repo and not args.all_disabled:
         parser.error("--repo goes with --all-disabled")
-    from dispatcher.service import operators as admin
+    from dispatcher.service import notifications
 
     with cli_runtime() as runtime, runtime.sessions() as session:
         if args.all_disabled:
-            targets = admin.find_notifications(session, repository=args.repo, disabled=True)
+            targets = notifications.find_notifications(session, repository=args.repo, disabled=True)
         else:
-            targets = admin.notifications_by_uuid(session, args.uuids)
-        count = admin.reset_many(
+            targets = notifications.notifications_by_uuid(session, args.uuids)
+        count = notifications.reset_many(
             session,
             targets,
             batch_size=runtime.settings.cli_progress_every,

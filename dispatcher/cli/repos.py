@@ -28,22 +28,22 @@ def register(commands: Any) -> None:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from dispatcher.service import notifications as service
+    from dispatcher.service import repositories
 
     with cli_runtime() as runtime, runtime.sessions.begin() as session:
-        repository, created = service.add_repository(session, args.repository)
+        repository, created = repositories.add_repository(session, args.repository)
         name = repository.full_name
     print(f"repository {name} {'added' if created else 'already registered'}")
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
-    from dispatcher.service import notifications as service
+    from dispatcher.service import repositories
 
     with cli_runtime() as runtime, runtime.sessions() as session:
         rows = [
             {"repository": repo.full_name, "notifications": len(repo.notifications)}
-            for repo in service.list_repositories(session)
+            for repo in repositories.list_repositories(session)
         ]
     if args.json:
         print_json(rows)
@@ -53,10 +53,10 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    from dispatcher.service import notifications as service
+    from dispatcher.service import repositories
 
     with cli_runtime() as runtime, runtime.sessions.begin() as session:
-        count = service.remove_repository(session, args.repository)
+        count = repositories.remove_repository(session, args.repository)
     removed = counted(count, "notification", "notifications")
     print(f"repository {args.repository} removed with {removed}")
     return 0

@@ -24,9 +24,7 @@ from dispatcher.console.forms import CreateForm, create_request, error_input
 from dispatcher.console.pages import DELIVERY, NOTIFICATION, repository_context
 from dispatcher.errors import AuthError, InvalidRequestError
 from dispatcher.models import Notification
-from dispatcher.service import delivery_log as deliveries
-from dispatcher.service import notifications as service
-from dispatcher.service import tokens
+from dispatcher.service import delivery_log, notifications, tokens
 
 router = APIRouter()
 
@@ -73,7 +71,7 @@ def create_notification(
     method = action.form.get("method", "")
     try:
         create = create_request(action.form)
-        notification = service.create_notification(
+        notification = notifications.create_notification(
             session,
             repository,
             event=create.event,
@@ -101,7 +99,7 @@ def test_notification(
     runtime: RuntimeDep,
 ) -> Response:
     """Queue the sample delivery and show the notification's deliveries, where it appears."""
-    service.queue_test(session, notification, runtime.settings, runtime.doorbell)
+    notifications.queue_test(session, notification, runtime.settings, runtime.doorbell)
     return pages.redirect(request, _notification_path(notification), notice="tested")
 
 
@@ -115,7 +113,7 @@ def reset_notification(
 ) -> Response:
     """Back to the page the form was on: the notification's (``back=notification``) or the
     repository's."""
-    service.reset_failures(session, notification)
+    notifications.reset_failures(session, notification)
     session.commit()
     if action.form.get("back") == "notification":
         return pages.redirect(request, _notification_path(notification), notice="reset")
@@ -132,7 +130,7 @@ def delete_notification(
     repository: ActionRepositoryDep,
     session: SessionDep,
 ) -> Response:
-    service.delete_notification(session, notification)
+    notifications.delete_notification(session, notification)
     session.commit()
     return pages.redirect(request, f"/repository/{repository.full_name}", notice="deleted")
 
@@ -146,8 +144,8 @@ def redeliver(
     runtime: RuntimeDep,
     delivery_id: str,
 ) -> Response:
-    original = deliveries.get_delivery(session, notification, delivery_id)
-    delivery = deliveries.redeliver(session, original, runtime.doorbell)
+    original = delivery_log.get_delivery(session, notification, delivery_id)
+    delivery = delivery_log.redeliver(session, original, runtime.doorbell)
     path = f"{_notification_path(notification)}/deliveries/{delivery.id}"
     return pages.redirect(request, path, notice="redelivered")
 

@@ -24,8 +24,7 @@ from dispatcher.console.session import Visitor
 from dispatcher.errors import AuthError, NotFoundError, NotificationNotFoundError
 from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime
-from dispatcher.service import notifications as service
-from dispatcher.service import tokens
+from dispatcher.service import notifications, repositories, tokens
 from dispatcher.vocabulary import Scope
 
 
@@ -107,7 +106,7 @@ def administered(
     principal: tokens.Principal, session: Session, namespace: str, repository: str
 ) -> Repository:
     tokens.authorize(principal, Scope.REPO_ADMIN, namespace, repository)
-    return service.get_repository(session, namespace, repository)
+    return repositories.get_repository(session, namespace, repository)
 
 
 def page_repository(
@@ -129,7 +128,7 @@ ActionRepositoryDep = Annotated[Repository, Depends(action_repository)]
 def page_notification(
     uuid: str, repository: PageRepositoryDep, session: SessionDep
 ) -> Notification:
-    notification = service.find_notification(session, repository, uuid)
+    notification = notifications.find_notification(session, repository, uuid)
     if notification is None:
         raise NotFoundError()
     return notification
@@ -138,7 +137,7 @@ def page_notification(
 def action_notification(
     uuid: str, repository: ActionRepositoryDep, session: SessionDep
 ) -> Notification:
-    notification = service.find_notification(session, repository, uuid)
+    notification = notifications.find_notification(session, repository, uuid)
     if notification is None:
         raise NotificationNotFoundError(repository.namespace, repository.name, uuid)
     return notification
@@ -148,7 +147,7 @@ def redeliver_notification(
     uuid: str, repository: ActionRepositoryDep, session: SessionDep
 ) -> Notification:
     """Redelivery is a delivery-log route: an unknown uuid is 404 there, as in the API."""
-    notification = service.find_notification(session, repository, uuid)
+    notification = notifications.find_notification(session, repository, uuid)
     if notification is None:
         raise NotFoundError()
     return notification

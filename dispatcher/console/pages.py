@@ -25,8 +25,7 @@ from dispatcher.events import EVENTS
 from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime
 from dispatcher.senders import METHODS
-from dispatcher.service import delivery_log as deliveries
-from dispatcher.service import overview
+from dispatcher.service import delivery_log, overview
 from dispatcher.service.preview import request_preview
 from dispatcher.vocabulary import DeliveryStatus
 
@@ -123,7 +122,7 @@ def _notification_context(
     status: str | None,
     cursor: str | None,
 ) -> dict[str, Any]:
-    listing = deliveries.list_deliveries(
+    listing = delivery_log.list_deliveries(
         session, notification, runtime.settings, status=status or None, cursor=cursor or None
     )
     (summary,) = overview.notification_summaries(session, repository, uuid=notification.uuid)
@@ -187,7 +186,7 @@ def _delivery_context(
     notification: Notification,
     delivery_id: str,
 ) -> dict[str, Any]:
-    delivery = deliveries.get_delivery(session, notification, delivery_id)
+    delivery = delivery_log.get_delivery(session, notification, delivery_id)
     return {
         "repository": repository,
         "notification": notification,

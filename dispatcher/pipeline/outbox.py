@@ -9,6 +9,7 @@ good by the sweep.
   (a producer's fan-out, a test): on PostgreSQL in one statement, elsewhere in two.
 * :func:`add_deliveries` adds deliveries of events already stored (a redelivery, the
   per-notification events of ``repo_image_expiry``).
+* :func:`discard_deliveries` deletes the deliveries of notifications being deleted.
 
 Ids are made here, so nothing is read back; each is the delivery's ``webhook-id`` for good.
 """
@@ -20,10 +21,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, text
+from sqlalchemy import Select, Table, bindparam, delete, insert, select, text
 from sqlalchemy.orm import Session
 
-from dispatcher.models import Delivery, Event, UTCDateTime
+from dispatcher.models import Attempt, Delivery, Event, UTCDateTime
 from dispatcher.vocabulary import DeliveryStatus
 
 DELIVERY_TABLE = cast(Table, Delivery.__table__)
@@ -150,4 +151,18 @@ def add_deliveries(
     return ids
 
 
-__all__ = ["add_deliveries", "add_event", "add_event_with_deliveries", "new_event"]
+def discard_deliveries(session: Session, notification_ids: Select[int] | list[int]) -> None:
+    """Delete every delivery of ``notification_ids`` (ids, or a subquery of them), with their
+    attempts: their notification is going. Without relying on ON DELETE CASCADE."""
+    doomed = select(Delivery.id).where(Delivery.notification_id.in_(notification_ids))
+    session.execute(delete(Attempt).where(Attempt.delivery_id.in_(doomed)))
+    session.execute(delete(Delivery).where(Delivery.notification_id.in_(notification_ids)))
+
+
+__all__ = [
+    "add_deliveries",
+    "add_event",
+    "add_event_with_deliveries",
+    "discard_deliveries",
+    "new_event",
+]

@@ -41,7 +41,7 @@ from dispatcher.models import (
 )
 from dispatcher.pipeline import outbox
 from dispatcher.pipeline.doorbell import Doorbell
-from dispatcher.service.notifications import ensure_repository, parse_repository_name
+from dispatcher.service.repositories import ensure_repository, parse_repository_name
 from dispatcher.vocabulary import DeliveryKind
 
 EXPIRY_EVENT = "repo_image_expiry"

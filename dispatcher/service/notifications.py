@@ -1,4 +1,6 @@
-"""Use cases on repositories and notifications: what the API and the CLI call.
+"""Use cases on notifications: create, list, find, delete, reset, test (per repository, what
+the API and the console call), and the operators' views across repositories (what
+``dispatcher notifications`` calls).
 
 Functions take an open session and leave committing to the caller, except those that ring the
 doorbell: they commit first, then ring, so a worker never looks for a row not yet visible.
@@ -6,100 +8,25 @@ doorbell: they commit first, then ring, so a worker never looks for a row not ye
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, joinedload
 
 from dispatcher import bounds
-from dispatcher.bounds import is_valid_name
+from dispatcher.bounds import is_uuid
 from dispatcher.config import Settings
-from dispatcher.errors import InvalidFieldError, InvalidRequestError, NotFoundError, echo
+from dispatcher.errors import InvalidFieldError, NotFoundError, echo
 from dispatcher.events import event_data, get_event
-from dispatcher.models import AuthorizedEmail, Delivery, Event, Notification, Repository, utcnow
+from dispatcher.models import Delivery, Notification, Repository, utcnow
 from dispatcher.pipeline import outbox
 from dispatcher.pipeline.doorbell import Doorbell
 from dispatcher.service.authorized_emails import require_authorized
+from dispatcher.service.repositories import get_repository, parse_repository_name
 from dispatcher.vocabulary import DeliveryKind
 
 TITLE_MAX = 255
-
-
-def parse_repository_name(full_name: str) -> tuple[str, str]:
-    """Split ``namespace/name``; both parts as Quay allows (lower-case, digits, ``._-``)."""
-    namespace, slash, name = full_name.partition("/")
-    if not slash or not is_valid_name(namespace, name):
-        raise InvalidRequestError(
-            f"Invalid repository '{echo(full_name)}': use namespace/name, lower-case "
-            "letters, digits, '.', '_' and '-' (a namespace has at least 2 characters)"
-        )
-    return namespace, name
-
-
-# -- repositories -----------------------------------------------------------------------------
-
-
-def find_repository(session: Session, namespace: str, name: str) -> Repository | None:
-    return session.scalars(
-        select(Repository).where(Repository.namespace == namespace, Repository.name == name)
-    ).one_or_none()
-
-
-def get_repository(session: Session, namespace: str, name: str) -> Repository:
-    """The registered repository ``namespace/name``; NotFoundError if there is none (a name
-    Quay would not allow is not looked up)."""
-    repository = (
-        find_repository(session, namespace, name) if is_valid_name(namespace, name) else None
-    )
-    if repository is None:
-        raise NotFoundError(f"Repository {echo(namespace)}/{echo(name)} not found")
-    return repository
-
-
-def ensure_repository(session: Session, namespace: str, name: str) -> Repository:
-    """The repository ``namespace/name``, registered now if it was not yet."""
-    repository = find_repository(session, namespace, name)
-    if repository is None:
-        repository = Repository(namespace=namespace, name=name)
-        session.add(repository)
-        session.flush()
-    return repository
-
-
-def add_repository(session: Session, full_name: str) -> tuple[Repository, bool]:
-    """Register a repository; returns it and whether it was new."""
-    namespace, name = parse_repository_name(full_name)
-    existing = find_repository(session, namespace, name)
-    if existing is not None:
-        return existing, False
-    return ensure_repository(session, namespace, name), True
-
-
-def list_repositories(session: Session) -> Sequence[Repository]:
-    return session.scalars(select(Repository).order_by(Repository.namespace, Repository.name)).all()
-
-
-def remove_repository(session: Session, full_name: str) -> int:
-    """Delete a repository with its notifications, events, deliveries and authorized e-mail
-    addresses.
-
-    Returns how many notifications went with it."""
-    namespace, name = parse_repository_name(full_name)
-    repository = get_repository(session, namespace, name)
-    count = len(repository.notifications)
-    # Children first, so the result does not depend on the backend enforcing ON DELETE CASCADE.
-    notification_ids = select(Notification.id).where(Notification.repository_id == repository.id)
-    session.execute(delete(Delivery).where(Delivery.notification_id.in_(notification_ids)))
-    session.execute(delete(Event).where(Event.repository_id == repository.id))
-    session.execute(delete(Notification).where(Notification.repository_id == repository.id))
-    session.execute(delete(AuthorizedEmail).where(AuthorizedEmail.repository_id == repository.id))
-    session.execute(delete(Repository).where(Repository.id == repository.id))
-    session.expunge(repository)
-    return count
-
-
-# -- notifications ----------------------------------------------------------------------------
 
 
 def create_notification(
@@ -167,7 +94,8 @@ def find_notification(session: Session, repository: Repository, uuid: str) -> No
 
 
 def delete_notification(session: Session, notification: Notification) -> None:
-    session.execute(delete(Delivery).where(Delivery.notification_id == notification.id))
+    """Delete ``notification`` with its deliveries."""
+    outbox.discard_deliveries(session, [notification.id])
     session.delete(notification)
 
 
@@ -206,3 +134,67 @@ def queue_test(
     delivery = session.get_one(Delivery, delivery_id)
     doorbell.ring([delivery_id])
     return delivery
+
+
+# -- across repositories, for operators ----------------------------------------------------
+
+
+def find_notifications(
+    session: Session,
+    *,
+    repository: str | None = None,
+    failing: bool = False,
+    disabled: bool = False,
+) -> Sequence[Notification]:
+    """Notifications ordered by repository then creation. ``failing``: with at least one
+    failure counted; ``disabled``: disabled by the failure counter; ``repository``: one
+    ``namespace/name`` (NotFoundError when it is not registered)."""
+    query = (
+        select(Notification)
+        .join(Repository, Notification.repository_id == Repository.id)
+        .options(joinedload(Notification.repository))
+        .order_by(Repository.namespace, Repository.name, Notification.id)
+    )
+    if repository is not None:
+        namespace, name = parse_repository_name(repository)
+        query = query.where(Repository.id == get_repository(session, namespace, name).id)
+    if failing:
+        query = query.where(Notification.number_of_failures > 0)
+    if disabled:
+        query = query.where(Notification.disabled_at.is_not(None))
+    return session.scalars(query).all()
+
+
+def notifications_by_uuid(session: Session, uuids: Sequence[str]) -> list[Notification]:
+    """The notifications named, in the order given; NotFoundError naming every unknown uuid."""
+    found = {
+        item.uuid: item
+        for item in session.scalars(
+            select(Notification)
+            .where(Notification.uuid.in_({uuid for uuid in uuids if is_uuid(uuid)}))
+            .options(joinedload(Notification.repository))
+        )
+    }
+    unknown = [echo(uuid) for uuid in uuids if uuid not in found]
+    if unknown:
+        raise NotFoundError(f"No notification with uuid {', '.join(unknown)}")
+    return [found[uuid] for uuid in dict.fromkeys(uuids)]
+
+
+def reset_many(
+    session: Session,
+    notifications: Sequence[Notification],
+    *,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Reset the failure counter of each notification (re-enabling it), committing every
+    ``batch_size``, and report ``(done, total)`` after each batch. Returns how many."""
+    total = len(notifications)
+    for done, notification in enumerate(notifications, start=1):
+        reset_failures(session, notification)
+        if done % batch_size == 0 or done == total:
+            session.commit()
+            if progress is not None:
+                progress(done, total)
+    return total

@@ -17,8 +17,7 @@ from sqlalchemy import select
 
 from dispatcher.models import AuthorizedEmail
 from dispatcher.runtime import create_runtime
-from dispatcher.service import notifications as service
-from dispatcher.service import tokens
+from dispatcher.service import repositories, tokens
 from dispatcher.service.authorized_emails import NOT_AUTHORIZED
 from tests.conftest import LiveServer, empty_tables, free_port, serving, settings_for
 from tests.doubles import RecordingDoorbell
@@ -70,8 +69,8 @@ def api(mail_api: MailAPI) -> Iterator[MailAPI]:
     mail_api.mailbox.messages.clear()
     mail_api.mailbox.rcpt_reply = None
     with mail_api.live.runtime.sessions.begin() as session:
-        service.add_repository(session, "acme/web")
-        service.add_repository(session, "acme/api")
+        repositories.add_repository(session, "acme/web")
+        repositories.add_repository(session, "acme/api")
     yield mail_api
     mail_api.smtp.stop()  # a test may have taken SMTP away: bring it back for the next
     mail_api.smtp.start()

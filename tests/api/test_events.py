@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from dispatcher.models import Delivery, Event
-from dispatcher.service import notifications as service
+from dispatcher.service import repositories
 from tests.conftest import LiveServer, MakeToken
 
 URL = "/api/v1/repository/acme/web/events"
@@ -28,7 +28,7 @@ def test_an_event_is_stored_and_fanned_out(
 ) -> None:
     admin = bearer(make_token(grants=("acme/*",)))
     with server.runtime.sessions.begin() as session:
-        service.add_repository(session, "acme/web")
+        repositories.add_repository(session, "acme/web")
     created = http.post("/api/v1/repository/acme/web/notification/", json=HOOK, headers=admin)
     assert created.status_code == 201
 
@@ -56,7 +56,7 @@ def test_emitting_registers_an_unknown_repository(
     assert response.status_code == 202
     assert response.json()["deliveries"] == 0
     with server.runtime.sessions() as session:
-        assert service.find_repository(session, "acme", "web") is not None
+        assert repositories.find_repository(session, "acme", "web") is not None
 
 
 @pytest.mark.parametrize(
@@ -95,4 +95,4 @@ def test_bad_bodies_are_400(
     assert message in response.json()["detail"]
     with server.runtime.sessions() as session:
         assert session.scalars(select(Event)).all() == []
-        assert service.find_repository(session, "acme", "web") is None
+        assert repositories.find_repository(session, "acme", "web") is None

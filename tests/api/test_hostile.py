@@ -20,7 +20,7 @@ from dispatcher.bounds import TOO_DEEP_MARKER
 from dispatcher.db import Base
 from dispatcher.models import Event, Notification, Repository
 from dispatcher.runtime import create_runtime
-from dispatcher.service import notifications as service
+from dispatcher.service import repositories
 from tests.conftest import LiveServer, MakeToken, serving, settings_for
 
 BASE = "/api/v1/repository/acme/web/notification"
@@ -35,7 +35,7 @@ def bearer(secret: str) -> dict[str, str]:
 @pytest.fixture
 def admin(server: LiveServer, make_token: MakeToken) -> dict[str, str]:
     with server.runtime.sessions.begin() as session:
-        service.add_repository(session, "acme/web")
+        repositories.add_repository(session, "acme/web")
     return bearer(make_token(grants=("acme/*",)))
 
 
@@ -191,7 +191,7 @@ def test_rows_stored_before_the_bounds_do_not_break_list_or_get(
     """A notification written by an earlier version, 300 levels deep and with a lone
     surrogate in its config, is listed and read (its too-deep part shown as a marker)."""
     with server.runtime.sessions.begin() as session:
-        repository = service.get_repository(session, "acme", "web")
+        repository = repositories.get_repository(session, "acme", "web")
         session.add(
             Notification(
                 repository_id=repository.id,
@@ -314,7 +314,7 @@ def test_nul_and_newlines_in_repository_names_are_not_found(
     http: httpx.Client, make_token: MakeToken, server: LiveServer
 ) -> None:
     with server.runtime.sessions.begin() as session:
-        service.add_repository(session, "acme/web")
+        repositories.add_repository(session, "acme/web")
     everything = bearer(make_token(grants=("*",)))
     for path in ("acme/web%0A", "acme/we%00b", "ac%00me/web", "acme%0A/web", "a/web"):
         response = http.get(f"/api/v1/repository/{path}/notification/", headers=everything)
@@ -428,7 +428,7 @@ def test_trickling_bodies_hold_no_database_connection_and_end_in_408(
     """50 authenticated requests that send their body slowly (more than the database pool holds)
     leave the rest of the API answering at once; each is cut off with 408."""
     with impatient.runtime.sessions.begin() as session:
-        service.add_repository(session, "acme/web")
+        repositories.add_repository(session, "acme/web")
     secret = make_token(grants=("acme/*",))
     # make_token writes through the shared server's runtime: same database
     host, port = impatient.base_url.removeprefix("http://").split(":")

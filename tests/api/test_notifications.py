@@ -11,8 +11,7 @@ from sqlalchemy import func, select
 
 from dispatcher.events import EVENT_NAMES
 from dispatcher.models import Delivery, Event, Notification
-from dispatcher.service import authorized_emails
-from dispatcher.service import notifications as service
+from dispatcher.service import authorized_emails, repositories
 from tests.conftest import LiveServer, MakeToken
 
 BASE = "/api/v1/repository/acme/web/notification"
@@ -24,8 +23,8 @@ PROBLEM_KEYS = {"detail", "error_message", "error_type", "title", "type", "statu
 @pytest.fixture
 def admin(server: LiveServer, make_token: MakeToken) -> dict[str, str]:
     with server.runtime.sessions.begin() as session:
-        service.add_repository(session, "acme/web")
-        service.add_repository(session, "acme/api")
+        repositories.add_repository(session, "acme/web")
+        repositories.add_repository(session, "acme/api")
     return {"Authorization": f"Bearer {make_token(grants=('acme/*',))}"}
 
 
@@ -188,7 +187,7 @@ def test_each_method_can_be_created(
 ) -> None:
     if method == "email":  # Quay's rule, on by default: the address is confirmed first
         with server.runtime.sessions.begin() as session:
-            repository = service.get_repository(session, "acme", "web")
+            repository = repositories.get_repository(session, "acme", "web")
             authorized_emails.authorize(
                 session, repository, config["email"], server.runtime.settings
             )

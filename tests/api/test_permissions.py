@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from dispatcher.service import notifications as service
+from dispatcher.service import repositories
 from tests.conftest import LiveServer, MakeToken
 
 ENDPOINTS = [
@@ -29,7 +29,7 @@ BODY = {
 @pytest.fixture
 def existing(http: httpx.Client, server: LiveServer, make_token: MakeToken) -> str:
     with server.runtime.sessions.begin() as session:
-        service.add_repository(session, "acme/web")
+        repositories.add_repository(session, "acme/web")
     owner = {"Authorization": f"Bearer {make_token()}"}
     response = http.post("/api/v1/repository/acme/web/notification/", json=BODY, headers=owner)
     assert response.status_code == 201

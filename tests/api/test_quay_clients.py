@@ -23,8 +23,7 @@ import pytest
 from sqlalchemy import update
 
 from dispatcher.models import Notification
-from dispatcher.service import authorized_emails
-from dispatcher.service import notifications as service
+from dispatcher.service import authorized_emails, repositories
 from tests.conftest import LiveServer, MakeToken
 
 REPO = "repository/acme/web"
@@ -108,7 +107,7 @@ class Collection:
 @pytest.fixture
 def collection(http: httpx.Client, server: LiveServer, make_token: MakeToken) -> Collection:
     with server.runtime.sessions.begin() as session:
-        repository, _ = service.add_repository(session, "acme/web")
+        repository, _ = repositories.add_repository(session, "acme/web")
         # e-mail notifications need the address authorized first, as on Quay
         authorized_emails.authorize(session, repository, "ops@example.com", server.runtime.settings)
     return Collection(http, make_token(grants=("acme/*",), name="ansible"))

@@ -8,7 +8,7 @@ import hashlib
 import httpx
 import pytest
 
-from dispatcher.service import notifications as service
+from dispatcher.service import repositories
 from tests.conftest import LiveServer, MakeToken
 
 PROBLEM_KEYS = {"detail", "error_message", "error_type", "title", "type", "status"}
@@ -18,7 +18,7 @@ PROBLEM_KEYS = {"detail", "error_message", "error_type", "title", "type", "statu
 def registered(server: LiveServer) -> None:
     with server.runtime.sessions.begin() as session:
         for name in ("acme/web", "acme/api", "beta/site", "zeta/x"):
-            service.add_repository(session, name)
+            repositories.add_repository(session, name)
 
 
 def bearer(secret: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from dispatcher.service import notifications as service
+from dispatcher.service import repositories
 from tests.conftest import LiveServer, MakeToken
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -36,7 +36,7 @@ def test_the_documented_commands_answer_as_documented(
     server: LiveServer, make_token: MakeToken
 ) -> None:
     with server.runtime.sessions.begin() as session:
-        service.add_repository(session, "acme/web")
+        repositories.add_repository(session, "acme/web")
     bearer_token = make_token()
     base = server.base_url
     auth = f"Authorization: Bearer {bearer_token}"

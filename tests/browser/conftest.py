@@ -30,8 +30,7 @@ from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from dispatcher.db import upgrade
 from dispatcher.runtime import Runtime, create_runtime
-from dispatcher.service import authorized_emails, tokens
-from dispatcher.service import notifications as service
+from dispatcher.service import authorized_emails, repositories, tokens
 from dispatcher.worker.embedded import start_embedded
 from tests.conftest import BACKENDS, fresh_database_url, serving, settings_for
 from tests.integration.conftest import Receiver, receiving
@@ -100,14 +99,14 @@ class ConsoleServer:
         """A newly registered ``namespace/web`` in a namespace of its own."""
         name = f"acme-{secrets.token_hex(3)}/web"
         with self.runtime.sessions.begin() as session:
-            service.add_repository(session, name)
+            repositories.add_repository(session, name)
         return name
 
     def authorize_email(self, repository: str, address: str) -> None:
         """Confirm ``address`` for ``repository``'s e-mail notifications (as an operator)."""
         namespace, name = repository.split("/")
         with self.runtime.sessions.begin() as session:
-            found = service.get_repository(session, namespace, name)
+            found = repositories.get_repository(session, namespace, name)
             authorized_emails.authorize(session, found, address, self.runtime.settings)
 
     def url(self, path: str) -> str:

@@ -16,7 +16,7 @@ from playwright.sync_api import Page
 from sqlalchemy import update
 
 from dispatcher.models import AccessToken, utcnow
-from dispatcher.service import notifications as service
+from dispatcher.service import notifications, repositories
 from tests.browser.conftest import ConsoleServer
 
 KINDS = [
@@ -84,8 +84,8 @@ def matrix(console_server: ConsoleServer, screenshot_dir: Path) -> Iterator[dict
 def notification_with_delivery(server: ConsoleServer, repo: str) -> tuple[str, str]:
     namespace, name = repo.split("/")
     with server.runtime.sessions() as session:
-        repository = service.get_repository(session, namespace, name)
-        notification = service.create_notification(
+        repository = repositories.get_repository(session, namespace, name)
+        notification = notifications.create_notification(
             session,
             repository,
             event="repo_push",
@@ -96,7 +96,7 @@ def notification_with_delivery(server: ConsoleServer, repo: str) -> tuple[str, s
             settings=server.runtime.settings,
         )
         session.commit()
-        delivery = service.queue_test(
+        delivery = notifications.queue_test(
             session, notification, server.runtime.settings, server.runtime.doorbell
         )
         return notification.uuid, delivery.id

@@ -16,7 +16,7 @@ from dispatcher.config import Settings
 from dispatcher.db import HEAD_REVISION
 from dispatcher.errors import InvalidRequestError
 from dispatcher.runtime import create_runtime
-from dispatcher.service import notifications as service
+from dispatcher.service import notifications, repositories
 from tests.cli.conftest import CLI
 from tests.conftest import BACKENDS, fresh_database_url
 
@@ -157,10 +157,10 @@ def test_emails_authorize_lets_email_notifications_be_created(run: CLI) -> None:
     runtime = create_runtime(Settings(database_url=run.database_url))
     try:
         with runtime.sessions.begin() as session:
-            repository = service.get_repository(session, "acme", "web")
+            repository = repositories.get_repository(session, "acme", "web")
             for address, allowed in (("ops@example.com", True), ("dev@example.com", False)):
                 try:
-                    service.create_notification(
+                    notifications.create_notification(
                         session,
                         repository,
                         event="repo_push",

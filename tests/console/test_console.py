@@ -17,8 +17,7 @@ from dispatcher.events import EVENTS
 from dispatcher.models import AccessToken, utcnow
 from dispatcher.runtime import create_runtime
 from dispatcher.senders import METHODS, config_fields
-from dispatcher.service import authorized_emails, tokens
-from dispatcher.service import notifications as service
+from dispatcher.service import authorized_emails, notifications, repositories, tokens
 from tests.conftest import LiveServer, MakeToken, serving, settings_for
 from tests.console.client import Console, field_errors
 from tests.deliverylog import add_delivery, add_notification
@@ -32,7 +31,7 @@ WEBHOOK = {"event": "repo_push", "method": "webhook", "config.webhook.url": "htt
 @pytest.fixture
 def console(server: LiveServer) -> Iterator[Console]:
     with server.runtime.sessions.begin() as session:
-        service.add_repository(session, "acme/web")
+        repositories.add_repository(session, "acme/web")
     client = Console(server.base_url)
     yield client
     client.close()
@@ -158,7 +157,7 @@ def test_actions_without_the_session_csrf_token_change_nothing(
 ) -> None:
     uuid = create(signed_in)
     with server.runtime.sessions() as session:
-        repository = service.get_repository(session, "acme", "web")
+        repository = repositories.get_repository(session, "acme", "web")
     for csrf in ("", "forged"):
         fields = {"csrf": csrf} if csrf else {"back": "repository"}
         for action in ("delete", "reset", "test"):
@@ -168,7 +167,7 @@ def test_actions_without_the_session_csrf_token_change_nothing(
         response = signed_in.post(REPO + "/notification/", {**WEBHOOK, **fields}, csrf=False)
         assert response.status_code == 403
     with server.runtime.sessions() as session:
-        assert len(service.list_notifications(session, repository)) == 1
+        assert len(notifications.list_notifications(session, repository)) == 1
     assert server.runtime.doorbell.rung == []  # type: ignore[attr-defined]
 
     other = Console(server.base_url)
@@ -199,7 +198,7 @@ def test_every_event_and_method_can_be_created_through_the_form(
     signed_in: Console, http: httpx.Client, make_token: MakeToken, server: LiveServer
 ) -> None:
     with server.runtime.sessions.begin() as session:
-        repository = service.get_repository(session, "acme", "web")
+        repository = repositories.get_repository(session, "acme", "web")
         for field in config_fields("email"):
             authorized_emails.authorize(session, repository, field.example, server.runtime.settings)
     for event, method in CREATES:
@@ -362,8 +361,8 @@ def test_actions_ring_the_runtimes_doorbell_and_change_what_the_api_shows(
     )
 
     with server.runtime.sessions.begin() as session:
-        found = service.find_notification(
-            session, service.get_repository(session, "acme", "web"), uuid
+        found = notifications.find_notification(
+            session, repositories.get_repository(session, "acme", "web"), uuid
         )
         assert found is not None
         found.number_of_failures, found.disabled_at = 3, utcnow()
@@ -403,7 +402,7 @@ def test_503_pages_while_the_database_is_away(postgres_database: Callable[[], st
     runtime = create_runtime(settings_for(proxied), doorbell=RecordingDoorbell())
     other = create_runtime(settings_for(proxied), doorbell=RecordingDoorbell())
     with runtime.sessions.begin() as session:
-        service.add_repository(session, "acme/web")
+        repositories.add_repository(session, "acme/web")
         _, secret = tokens.create_token(session, scopes=["repo:admin"], grants=["*"])
     try:
         with serving(runtime) as base_url, serving(other) as other_url:

@@ -11,8 +11,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from dispatcher.service import notifications as service
-from dispatcher.service import tokens
+from dispatcher.service import repositories, tokens
 from tests.conftest import free_port
 from tests.console.client import Console
 from tests.integration.conftest import Pipeline, Receiver
@@ -39,7 +38,7 @@ def test_a_console_test_is_delivered_by_a_separate_worker(
     port = free_port()
     pipeline = make_pipeline(port=str(port))
     with pipeline.runtime.sessions.begin() as session:
-        service.add_repository(session, "acme/web")
+        repositories.add_repository(session, "acme/web")
         _, secret = tokens.create_token(session, scopes=["repo:admin"], grants=["acme/*"])
     pipeline.start("serve")
     base_url = f"http://127.0.0.1:{port}"

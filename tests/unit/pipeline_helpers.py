@@ -25,7 +25,7 @@ from dispatcher.pipeline.sweep import sweep
 from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.senders.base import Receipt, RenderContext, Sender
 from dispatcher.service import emit as producer
-from dispatcher.service.notifications import find_repository
+from dispatcher.service.repositories import find_repository
 from tests.conftest import empty_tables, settings_for
 from tests.doubles import RecordingDoorbell
 

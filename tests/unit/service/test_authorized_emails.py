@@ -12,8 +12,7 @@ from dispatcher.config import Settings
 from dispatcher.errors import InvalidRequestError
 from dispatcher.models import AuthorizedEmail, Notification, Repository
 from dispatcher.runtime import Runtime
-from dispatcher.service import authorized_emails
-from dispatcher.service import notifications as service
+from dispatcher.service import authorized_emails, notifications, repositories
 from dispatcher.service.tokens import hash_secret
 from tests.unit.pipeline_helpers import runtime_emptied_after
 
@@ -27,13 +26,13 @@ def runtime(database_url: str) -> Iterator[Runtime]:
 
 def repository(runtime: Runtime, name: str = "acme/web") -> Repository:
     with runtime.sessions.begin() as session:
-        repo, _ = service.add_repository(session, name)
+        repo, _ = repositories.add_repository(session, name)
         return repo
 
 
 def create_email(runtime: Runtime, repo: Repository, settings: Settings, address: str) -> None:
     with runtime.sessions.begin() as session:
-        service.create_notification(
+        notifications.create_notification(
             session,
             repo,
             event="repo_push",
@@ -117,7 +116,7 @@ def test_removing_the_repository_removes_its_addresses(runtime: Runtime) -> None
         authorized_emails.authorize(session, web, ADDRESS, runtime.settings)
         authorized_emails.authorize(session, api, ADDRESS, runtime.settings)
     with runtime.sessions.begin() as session:
-        service.remove_repository(session, "acme/web")
+        repositories.remove_repository(session, "acme/web")
     with runtime.sessions() as session:
         left = session.scalars(select(AuthorizedEmail.repository_id)).all()
     assert left == [api.id]

@@ -12,8 +12,7 @@ from sqlalchemy import select
 from dispatcher.errors import PermissionDeniedError
 from dispatcher.models import Repository, utcnow
 from dispatcher.runtime import Runtime, create_runtime
-from dispatcher.service import notifications as service
-from dispatcher.service import overview
+from dispatcher.service import overview, repositories
 from dispatcher.service.tokens import Principal, grant_covers
 from tests.conftest import empty_tables, settings_for
 from tests.deliverylog import add_delivery, add_notification
@@ -41,7 +40,7 @@ def estate(runtime: Runtime) -> Runtime:
         add_notification(session, "acme/web")
         add_notification(session, "acme/api", failures=2)
         add_notification(session, "other/x")
-        service.ensure_repository(session, "other", "y")
+        repositories.ensure_repository(session, "other", "y")
     return runtime
 
 
@@ -106,7 +105,7 @@ def test_notifications_show_state_and_newest_delivery(runtime: Runtime) -> None:
         broken = add_notification(session, failures=3, disabled=True)
         add_delivery(session, broken, status="pending", attempts=0)
         never = add_notification(session, failures=1)
-        repository = service.get_repository(session, "acme", "web")
+        repository = repositories.get_repository(session, "acme", "web")
         uuids = (fine.uuid, broken.uuid, never.uuid)
         newest_finished = newest.finished_at
     with runtime.sessions() as session:
