@@ -1,22 +1,20 @@
 """The per-process sender pool: an event loop that sends claimed deliveries and a recorder
-thread that writes their outcomes in batches.
+thread that writes their outcomes in batches. Threads and lifecycle only; which job goes next
+is :class:`~dispatcher.worker.lanes.Lanes`' decision.
 
 The loop runs on its own thread and holds up to ``settings.worker_send_concurrency`` sends at
 once, all sharing one sender registry (and so one pooled HTTP transport); e-mail, whose
-library blocks, is sent on the loop's executor threads. Jobs wait in one queue per *target*
-(``Sender.target_key``, e.g. a webhook's host); at most
-``settings.worker_per_host_concurrency`` jobs of one target are in flight, and targets take
-turns, so an endpoint that hangs holds only its own slots. When a target's queue already holds
-``settings.worker_per_host_queued`` jobs, :meth:`submit` waits for room if the target finished
-a send within the last ``settings.target_busy_delay`` seconds (it is merely busy), and
-otherwise hands further jobs back to pending for ``target_busy_delay`` seconds (it is stuck;
-no attempt is counted). A job whose lease would run out before its send could time out is
-handed back too, rather than risk a second sender.
+library blocks, is sent on the loop's executor threads. Jobs wait in one lane per target, at
+most ``settings.worker_per_host_concurrency`` of a target in flight. When a target's lane is
+full, :meth:`SenderPool.submit` waits for room while the target answers, and hands further
+jobs back to pending for ``settings.target_busy_delay`` seconds when it is stuck (no attempt
+is counted). A job whose lease would run out before its send could time out is handed back
+too, rather than risk a second sender.
 
 :meth:`SenderPool.submit` is called from other threads and applies backpressure: it blocks
 while ``settings.worker_max_queued`` jobs wait. Outcomes go to the recorder thread, which
-calls :func:`dispatcher.pipeline.record.record` once per ``settings.record_batch_size`` outcomes or
-``settings.record_interval`` seconds.
+calls :func:`dispatcher.pipeline.record.record` once per ``settings.record_batch_size``
+outcomes or ``settings.record_interval`` seconds.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -43,6 +40,7 @@ from dispatcher.pipeline.attempt import Outcome, attempt, released
 from dispatcher.pipeline.claim import Job
 from dispatcher.pipeline.record import record
 from dispatcher.senders.base import Sender
+from dispatcher.worker.lanes import Lanes
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +69,11 @@ class SenderPool:
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
-        self._waiting: dict[str, deque[Job]] = {}
-        self._ready: deque[str] = deque()
-        self._ready_keys: set[str] = set()
-        self._inflight: dict[str, int] = {}
-        self._last_done: dict[str, float] = {}
-        self._queued = 0
-        self._busy = 0
+        self._lanes = Lanes(
+            settings.worker_per_host_concurrency,
+            settings.worker_per_host_queued,
+            settings.target_busy_delay,
+        )
         self._unrecorded = 0
         self._stopping = False
         self._outcomes: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
@@ -98,30 +94,22 @@ class SenderPool:
         """Queue ``jobs``; blocks while the pool already holds ``worker_max_queued`` jobs."""
         settings = self._settings
         overflow: list[Job] = []
+        lanes = self._lanes
         with self._lock:
-            while self._queued >= settings.worker_max_queued and not self._stopping:
+            while lanes.queued >= settings.worker_max_queued and not self._stopping:
                 self._space.wait()
             for job in jobs:
                 key = self._target_key(job)
-                # A target seen for the first time gets target_busy_delay to answer before it
-                # counts as stuck.
-                self._last_done.setdefault(key, time.monotonic())
-                # A target that answers keeps its queue moving: wait for room rather than hand
-                # work back. A target that has not finished a send lately is stuck: hand back.
+                # A target that answers keeps its lane moving: wait for room rather than hand
+                # work back. A stuck one (see Lanes.is_stuck) gets it back.
                 while (
-                    len(self._waiting.get(key, ())) >= settings.worker_per_host_queued
+                    lanes.is_full(key)
                     and not self._stopping
-                    and time.monotonic() - self._last_done.get(key, -1e9)
-                    < settings.target_busy_delay
+                    and not lanes.is_stuck(key, time.monotonic())
                 ):
                     self._space.wait(settings.target_busy_delay)
-                waiting = self._waiting.setdefault(key, deque())
-                if self._stopping or len(waiting) >= settings.worker_per_host_queued:
+                if self._stopping or not lanes.add(key, job, time.monotonic()):
                     overflow.append(job)
-                    continue
-                waiting.append(job)
-                self._queued += 1
-                self._mark_ready(key)
             self._unrecorded += len(jobs)
         try:
             self._loop.call_soon_threadsafe(self._pump)
@@ -141,16 +129,6 @@ class SenderPool:
         except Exception:  # a broken config is reported by the attempt, not here
             return f"{job.method}:"
 
-    def _mark_ready(self, key: str) -> None:
-        """With the lock held: offer ``key`` to the senders if it has work and a free slot."""
-        if (
-            self._waiting.get(key)
-            and self._inflight.get(key, 0) < self._settings.worker_per_host_concurrency
-            and key not in self._ready_keys
-        ):
-            self._ready.append(key)
-            self._ready_keys.add(key)
-
     # -- senders (on the event loop) ----------------------------------------------------------
 
     def _run_loop(self) -> None:
@@ -165,21 +143,18 @@ class SenderPool:
         limit = self._settings.worker_send_concurrency
         starts: list[tuple[str, Job]] = []
         handed_back: list[Job] = []
+        lanes = self._lanes
         with self._lock:
-            while self._ready and (self._busy < limit or self._stopping):
-                key = self._ready.popleft()
-                self._ready_keys.discard(key)
-                job = self._waiting[key].popleft()
-                if not self._waiting[key]:
-                    del self._waiting[key]
-                self._queued -= 1
+            while lanes.busy < limit or self._stopping:
+                taken = lanes.next()
+                if taken is None:
+                    break
+                key, job = taken
                 if self._stopping or job.lease_until < deadline:
                     handed_back.append(job)
-                    self._mark_ready(key)
+                    lanes.drop(key)
                     continue
-                self._busy += 1
-                self._inflight[key] = self._inflight.get(key, 0) + 1
-                self._mark_ready(key)
+                lanes.begin(key)
                 starts.append((key, job))
             if starts or handed_back:
                 self._space.notify_all()
@@ -196,12 +171,7 @@ class SenderPool:
             outcome = await attempt(job, self._registry)
         finally:
             with self._lock:
-                self._busy -= 1
-                self._last_done[key] = time.monotonic()
-                self._inflight[key] -= 1
-                if not self._inflight[key]:
-                    del self._inflight[key]
-                self._mark_ready(key)
+                self._lanes.finish(key, time.monotonic())
         self._emit(outcome)
         self._pump()
 
@@ -256,11 +226,6 @@ class SenderPool:
         """Wait until every submitted job has been sent and recorded; False on timeout."""
         with self._lock:
             return self._idle.wait_for(lambda: self._unrecorded <= 0, timeout)
-
-    @property
-    def queued(self) -> int:
-        with self._lock:
-            return self._queued + self._busy
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop accepting work, hand waiting jobs back, finish in-flight sends, close the

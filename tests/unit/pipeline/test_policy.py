@@ -1,18 +1,46 @@
-"""The delivery policy, pure: retry delays, transitions, the failure counter's moves. No database,
-no threads."""
+"""The delivery policy, pure: retry delays, transitions, the failure counter's moves. No
+database, no threads."""
 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
-from dispatcher.pipeline.policy import retry_delay
-from dispatcher.runtime import Runtime
+import pytest
+
+from dispatcher.config import Settings
+from dispatcher.pipeline.attempt import Outcome
+from dispatcher.pipeline.claim import Job
+from dispatcher.pipeline.policy import Charge, counter_moves, retry_delay, transition
+from dispatcher.vocabulary import AttemptResult, DeliveryStatus
+
+NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+SETTINGS = Settings(retry_schedule="10,60", retry_jitter=0)
+JOB = Job(
+    delivery_id="d",
+    claim_token="t",
+    lease_until=NOW,
+    kind="event",
+    attempt_number=1,
+    notification_id=7,
+    notification_uuid="n",
+    method="webhook",
+    config={},
+    title=None,
+    event_name="repo_push",
+    data={},
+    namespace="acme",
+    repository="web",
+)
 
 
-def test_retry_delay_jitter_bounds_and_exhaustion(runtime: Runtime) -> None:
-    settings = runtime.settings.model_copy(
-        update={"retry_schedule": "10,0.25", "retry_jitter": 0.2}
-    )
+def outcome(result: AttemptResult, attempt: int = 1, **fields: object) -> Outcome:
+    return Outcome(replace(JOB, attempt_number=attempt), result, NOW, **fields)  # type: ignore[arg-type]
+
+
+def test_retry_delay_jitter_bounds_and_exhaustion() -> None:
+    settings = Settings(retry_schedule="10,0.25", retry_jitter=0.2)
     rng = random.Random(7)
     samples = [retry_delay(1, settings, rng=rng) for _ in range(500)]
     assert all(s is not None and 8.0 <= s <= 12.0 for s in samples)
@@ -21,8 +49,59 @@ def test_retry_delay_jitter_bounds_and_exhaustion(runtime: Runtime) -> None:
     assert retry_delay(3, settings, rng=rng) is None
 
 
-def test_retry_after_is_honoured_and_capped(runtime: Runtime) -> None:
-    settings = runtime.settings.model_copy(update={"retry_schedule": "1", "retry_after_max": 50})
+def test_retry_after_is_honoured_and_capped() -> None:
+    settings = Settings(retry_schedule="1", retry_jitter=0, retry_after_max=50)
     assert retry_delay(1, settings, retry_after=30) == 30
     assert retry_delay(1, settings, retry_after=500) == 50
     assert retry_delay(1, settings, retry_after=0.1) == 1
+
+
+@pytest.mark.parametrize(
+    ("result", "attempt", "status", "count", "due_in", "finished", "charge"),
+    [
+        (AttemptResult.SUCCEEDED, 1, DeliveryStatus.SUCCEEDED, 1, 0, True, Charge.SUCCESS),
+        (AttemptResult.TRANSIENT, 1, DeliveryStatus.PENDING, 1, 10, False, Charge.NONE),
+        (AttemptResult.TRANSIENT, 2, DeliveryStatus.PENDING, 2, 60, False, Charge.NONE),
+        (AttemptResult.TRANSIENT, 3, DeliveryStatus.FAILED, 3, 0, True, Charge.FAILURE),
+        (AttemptResult.PERMANENT, 1, DeliveryStatus.FAILED, 1, 0, True, Charge.FAILURE),
+        (AttemptResult.INTERNAL, 1, DeliveryStatus.FAILED, 1, 0, True, Charge.NONE),
+        (AttemptResult.RELEASED, 2, DeliveryStatus.PENDING, 1, 0, False, Charge.NONE),
+    ],
+)
+def test_what_an_outcome_makes_of_its_delivery(
+    result: AttemptResult,
+    attempt: int,
+    status: DeliveryStatus,
+    count: int,
+    due_in: float,
+    finished: bool,
+    charge: Charge,
+) -> None:
+    error = None if result in (AttemptResult.SUCCEEDED, AttemptResult.RELEASED) else "boom"
+    moved = transition(outcome(result, attempt, error=error), SETTINGS, NOW)
+    assert moved.status == status
+    assert moved.attempt_count == count  # a release is no attempt
+    assert moved.next_attempt_at == NOW + timedelta(seconds=due_in)
+    assert moved.finished_at == (NOW if finished else None)
+    assert moved.last_error == error
+    assert moved.charge is charge
+
+
+def test_a_release_waits_its_delay_and_a_retry_after_is_honoured() -> None:
+    released = transition(outcome(AttemptResult.RELEASED, 3, delay=2.5), SETTINGS, NOW)
+    assert released.next_attempt_at == NOW + timedelta(seconds=2.5)
+    assert released.attempt_count == 2
+    throttled = transition(outcome(AttemptResult.TRANSIENT, 1, retry_after=30.0), SETTINGS, NOW)
+    assert throttled.next_attempt_at == NOW + timedelta(seconds=30)
+
+
+def test_counter_moves_fold_a_batch_in_outcome_order() -> None:
+    fail, ok, none = Charge.FAILURE, Charge.SUCCESS, Charge.NONE
+    moves = counter_moves(
+        [(1, fail), (1, fail), (2, fail), (2, ok), (3, ok), (3, fail), (4, none), (5, ok)]
+    )
+    assert moves.add == {1: 2}  # no success: add both failures
+    assert moves.set_if_enabled == {2: 0, 3: 1, 5: 0}  # the failures since the last success
+    assert moves.add_if_disabled == {3: 1}  # a success does not reset a disabled one
+    assert moves.charged == [1, 3]
+    assert counter_moves([(4, none)]).charged == []

@@ -1,0 +1,115 @@
+"""Per-target bookkeeping of a sender pool: one lane of waiting jobs per target, pure.
+
+No threads, no locks, no clock of its own: the pool calls it under its lock and passes the
+time (``time.monotonic()`` seconds). A *target* is where deliveries go (``method:host``, see
+``Sender.target_key``). Each lane holds at most ``per_target_queued`` waiting jobs and has at
+most ``per_target_concurrency`` sends in flight; lanes with work and a free slot take turns
+(round robin), so an endpoint that hangs holds only its own slots.
+
+A full lane is *stuck* when its target has not finished a send for ``busy_delay`` seconds
+(a lane seen for the first time gets that long to answer): the pool then hands further jobs
+of it back to pending rather than wait. A lane with nothing waiting and nothing in flight is
+forgotten, so a worker's memory does not grow with every host it has ever sent to.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from dispatcher.pipeline.claim import Job
+
+
+@dataclass
+class _Lane:
+    waiting: deque[Job] = field(default_factory=deque)
+    inflight: int = 0
+    last_done: float = 0.0
+
+
+class Lanes:
+    """The lanes of one pool (see the module docstring)."""
+
+    def __init__(self, per_target_concurrency: int, per_target_queued: int, busy_delay: float):
+        self._concurrency = per_target_concurrency
+        self._capacity = per_target_queued
+        self._busy_delay = busy_delay
+        self._lanes: dict[str, _Lane] = {}
+        self._ready: deque[str] = deque()
+        self._ready_keys: set[str] = set()
+        self.queued = 0  # jobs waiting in all lanes
+        self.busy = 0  # sends in flight in all lanes
+
+    def __len__(self) -> int:
+        """How many lanes are remembered."""
+        return len(self._lanes)
+
+    def is_full(self, key: str) -> bool:
+        lane = self._lanes.get(key)
+        return lane is not None and len(lane.waiting) >= self._capacity
+
+    def is_stuck(self, key: str, now: float) -> bool:
+        """True for a full lane whose target has not finished a send lately."""
+        lane = self._lanes.get(key)
+        return (
+            lane is not None
+            and len(lane.waiting) >= self._capacity
+            and now - lane.last_done >= self._busy_delay
+        )
+
+    def add(self, key: str, job: Job, now: float) -> bool:
+        """Queue ``job`` in its lane; False (nothing queued) when the lane is full."""
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane(last_done=now)
+        if len(lane.waiting) >= self._capacity:
+            return False
+        lane.waiting.append(job)
+        self.queued += 1
+        self._offer(key, lane)
+        return True
+
+    def next(self) -> tuple[str, Job] | None:
+        """The next waiting job, from the lane whose turn it is; None when no lane has work and
+        a free slot. Follow with :meth:`begin` (it is sent) or :meth:`drop` (it is not)."""
+        if not self._ready:
+            return None
+        key = self._ready.popleft()
+        self._ready_keys.discard(key)
+        job = self._lanes[key].waiting.popleft()
+        self.queued -= 1
+        return key, job
+
+    def begin(self, key: str) -> None:
+        """The job :meth:`next` gave is being sent: it is in flight until :meth:`finish`."""
+        lane = self._lanes[key]
+        lane.inflight += 1
+        self.busy += 1
+        self._offer(key, lane)
+
+    def drop(self, key: str) -> None:
+        """The job :meth:`next` gave is not sent (it is handed back)."""
+        lane = self._lanes[key]
+        self._offer(key, lane)
+        self._forget_if_idle(key, lane)
+
+    def finish(self, key: str, now: float) -> None:
+        """A send of ``key`` has ended (whatever its outcome)."""
+        lane = self._lanes[key]
+        lane.inflight -= 1
+        lane.last_done = now
+        self.busy -= 1
+        self._offer(key, lane)
+        self._forget_if_idle(key, lane)
+
+    def _offer(self, key: str, lane: _Lane) -> None:
+        if lane.waiting and lane.inflight < self._concurrency and key not in self._ready_keys:
+            self._ready.append(key)
+            self._ready_keys.add(key)
+
+    def _forget_if_idle(self, key: str, lane: _Lane) -> None:
+        if not lane.waiting and not lane.inflight:
+            del self._lanes[key]
+
+
+__all__ = ["Lanes"]
