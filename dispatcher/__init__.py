@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from dispatcher.runtime import Runtime
     from dispatcher.service.emit import EmitResult
 
-__version__ = "0.1.0"
+from dispatcher.version import __version__
+
+__all__ = ["__version__", "emit"]
 
 _process_runtime: Runtime | None = None
 _process_lock = threading.Lock()

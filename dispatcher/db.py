@@ -13,13 +13,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 # Alembic's package-resource form: the migrations are found through importlib.resources
 # wherever dispatcher is installed. The repository's alembic.ini names the same location.
 MIGRATIONS = "dispatcher:migrations"
 # The newest migration; a test checks it against the migration scripts.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 class Base(DeclarativeBase):
@@ -126,3 +128,10 @@ def ensure_schema(engine: Engine, database_url: str) -> None:
         current = None
     if current != HEAD_REVISION:
         upgrade(database_url)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True for the errors that mean "the database cannot be reached", not "bad query"."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated

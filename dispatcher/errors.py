@@ -140,3 +140,20 @@ class TransientDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """Retrying cannot help: other 4xx, SMTP 5xx, template errors, a forbidden address."""
+
+
+def http_status(error: DispatcherError) -> int:
+    """The HTTP status an edge (the API, the console) answers ``error`` with."""
+    if isinstance(error, RequestTooLargeError):
+        return 413
+    if isinstance(error, InvalidRequestError | NotificationNotFoundError):
+        return 400
+    if isinstance(error, AuthError):
+        return 401
+    if isinstance(error, PermissionDeniedError):
+        return 403
+    if isinstance(error, NotFoundError):
+        return 404
+    if isinstance(error, DatabaseUnavailableError):
+        return 503
+    return 500

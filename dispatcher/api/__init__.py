@@ -9,12 +9,12 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dispatcher import __version__
 from dispatcher.api import authorized_emails, deliveries, events, notifications, quay
 from dispatcher.api.limits import BodyLimit
 from dispatcher.api.ops import install_operations
 from dispatcher.api.problems import install_problem_handlers
 from dispatcher.runtime import Runtime
+from dispatcher.version import __version__
 
 # The reference pages: Swagger UI and ReDoc.
 DOCS_PAGES = ("/docs", "/redoc")

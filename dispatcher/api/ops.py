@@ -13,13 +13,14 @@ import uuid
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dispatcher.api.deps import RuntimeDep
 from dispatcher.api.problems import Problem, problem_response
+from dispatcher.db import is_connection_error
 from dispatcher.errors import DatabaseUnavailableError
 from dispatcher.ops import health, metrics
 from dispatcher.ops.logs import REQUEST_ID
@@ -124,13 +125,6 @@ def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None) if isinstance(route, BaseRoute) else None
     return path if isinstance(path, str) else UNMATCHED_ROUTE
-
-
-def is_connection_error(exc: BaseException) -> bool:
-    """True for the errors that mean "the database cannot be reached", not "bad query"."""
-    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

@@ -16,14 +16,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dispatcher.errors import (
-    AuthError,
-    DatabaseUnavailableError,
     DispatcherError,
-    InvalidRequestError,
-    NotFoundError,
-    NotificationNotFoundError,
-    PermissionDeniedError,
-    RequestTooLargeError,
+    http_status,
 )
 
 log = logging.getLogger(__name__)
@@ -68,25 +62,9 @@ def problem_response(
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-def status_for(error: DispatcherError) -> int:
-    if isinstance(error, RequestTooLargeError):
-        return 413
-    if isinstance(error, InvalidRequestError | NotificationNotFoundError):
-        return 400
-    if isinstance(error, AuthError):
-        return 401
-    if isinstance(error, PermissionDeniedError):
-        return 403
-    if isinstance(error, NotFoundError):
-        return 404
-    if isinstance(error, DatabaseUnavailableError):
-        return 503
-    return 500
-
-
 async def _dispatcher_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DispatcherError)
-    return problem_response(request, status_for(exc), exc.message)
+    return problem_response(request, http_status(exc), exc.message)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -15,9 +15,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from dispatcher import __version__
 from dispatcher.cli.common import UsageError
 from dispatcher.errors import DispatcherError
+from dispatcher.version import __version__
 
 COMMAND_MODULES = (
     "serve",

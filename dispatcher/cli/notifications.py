@@ -61,7 +61,7 @@ def register(commands: Any) -> None:
 
 
 def _view(notification: Notification) -> dict[str, Any]:
-    from dispatcher.ops.logs import describe_target
+    from dispatcher.senders.registry import describe_target
 
     return {
         "repository": notification.repository.full_name,

@@ -14,10 +14,11 @@ def register(commands: Any) -> None:
     worker = commands.add_parser(
         "worker",
         help="run a delivery worker (needs DISPATCHER_BROKER_URL)",
-        description="Run a Celery worker that claims rung deliveries and sends them on a pool "
-        "of DISPATCHER_WORKER_SEND_CONCURRENCY threads sharing one HTTP client. One solo "
-        "process per CPU core is the usual shape; --pool prefork forks --concurrency "
-        "children instead. Arguments after `--` go to Celery unchanged.",
+        description="Run a Celery worker that claims due deliveries when rung and sends up to "
+        "DISPATCHER_WORKER_SEND_CONCURRENCY of them at once on one event loop, sharing one "
+        "pooled HTTP transport. One solo process per CPU core is the usual shape; --pool "
+        "prefork forks --concurrency children instead. Arguments after `--` go to Celery "
+        "unchanged.",
     )
     worker.add_argument(
         "--concurrency", type=int, default=None, help="Celery processes/threads (prefork, threads)"
@@ -33,7 +34,7 @@ def _worker(args: argparse.Namespace) -> int:
     from dispatcher.config import get_settings
     from dispatcher.db import upgrade
     from dispatcher.ops.logs import configure_logging
-    from dispatcher.ops.worker_metrics import start_metrics_server
+    from dispatcher.ops.metrics import start_metrics_server
     from dispatcher.worker.app import create_celery
 
     settings = get_settings()

@@ -23,8 +23,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dispatcher.api.ops import is_connection_error
-from dispatcher.api.problems import status_for
 from dispatcher.console import actions, pages
 from dispatcher.console.render import (
     SECURITY_HEADERS,
@@ -34,7 +32,8 @@ from dispatcher.console.render import (
     make_environment,
 )
 from dispatcher.console.session import COOKIE, CsrfError, SessionCodec, Visitor
-from dispatcher.errors import AuthError, DatabaseUnavailableError, DispatcherError
+from dispatcher.db import is_connection_error
+from dispatcher.errors import AuthError, DatabaseUnavailableError, DispatcherError, http_status
 from dispatcher.runtime import Runtime
 
 PREFIX = "/console"
@@ -98,7 +97,7 @@ def _sign_in_reason(request: Request, message: str) -> str:
 
 async def _dispatcher_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DispatcherError)
-    return error_page(request, status_for(exc), exc.message)
+    return error_page(request, http_status(exc), exc.message)
 
 
 async def _csrf_error(request: Request, exc: Exception) -> Response:

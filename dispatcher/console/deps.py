@@ -17,10 +17,10 @@ from fastapi import Depends, Request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from dispatcher.api.ops import is_connection_error
 from dispatcher.console.forms import read_form
 from dispatcher.console.render import Pages, visitor_of
 from dispatcher.console.session import Visitor
+from dispatcher.db import is_connection_error
 from dispatcher.errors import AuthError, NotFoundError, NotificationNotFoundError
 from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime

@@ -25,7 +25,7 @@ from dispatcher.errors import (
     UnknownMethodError,
 )
 from dispatcher.events import EVENTS, EventType
-from dispatcher.senders import METHODS, config_fields
+from dispatcher.senders.registry import METHODS, config_fields
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FIELDS = 64

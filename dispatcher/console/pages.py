@@ -24,7 +24,7 @@ from dispatcher.console.forms import CreateForm, event_field_groups, method_fiel
 from dispatcher.events import EVENTS
 from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime
-from dispatcher.senders import METHODS
+from dispatcher.senders.registry import METHODS
 from dispatcher.service import delivery_log, overview
 from dispatcher.service.preview import request_preview
 from dispatcher.vocabulary import DeliveryStatus

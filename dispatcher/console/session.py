@@ -24,8 +24,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 
-from dispatcher.api.ops import is_connection_error
 from dispatcher.config import Settings
+from dispatcher.db import is_connection_error
 from dispatcher.service.server_secrets import console_secret
 
 COOKIE = "dispatcher_console"

@@ -7,7 +7,7 @@ For the delivery pipeline: after an attempt is recorded, call::
         delivery_id=..., notification_uuid=..., method=..., outcome=...,  # str
         status_code=...,  # int | None
         latency_ms=...,   # float
-        target=describe_target(method, config),
+        target=describe_target(method, config),  # dispatcher.senders.registry's
         attempt=...,      # int | None, the attempt's number
         error=...,        # str | None, already trimmed
     )
@@ -65,14 +65,6 @@ def scrub(text: str) -> str:
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
     return text
-
-
-def describe_target(method: str, config: dict[str, Any]) -> str:
-    """Where a notification delivers, with its secrets masked: a webhook URL without its query
-    string, a Slack URL without its path, an e-mail address. Never the signing secret."""
-    from dispatcher.senders import describe_target as describe
-
-    return describe(method, config)
 
 
 class SecretFilter(logging.Filter):
@@ -180,7 +172,7 @@ def log_attempt(
     error: str | None = None,
 ) -> None:
     """One structured line for one delivery attempt. ``target`` must already be masked
-    (:func:`describe_target`); it is scrubbed again all the same."""
+    (:func:`dispatcher.senders.registry.describe_target`); it is scrubbed again all the same."""
     fields: dict[str, Any] = {
         "delivery_id": delivery_id,
         "notification_uuid": notification_uuid,

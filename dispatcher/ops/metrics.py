@@ -2,28 +2,50 @@
 
 Every metric has labels, so its values are made on first ``.labels(...)``; that lets
 ``dispatcher worker`` switch prometheus_client to multi-process mode after this module was
-imported (see :mod:`dispatcher.ops.worker_metrics`) and prefork children still aggregate.
+imported (see :func:`start_metrics_server`) and prefork children still aggregate.
 
 Queue depth and the age of the oldest due pending delivery are not kept in any process: the
 :class:`QueueCollector` reads them from the database on each scrape, so every API and worker
 endpoint reports the same numbers.
+
+A ``dispatcher worker`` process serves its metrics (``DISPATCHER_WORKER_METRICS_PORT``) with
+:func:`start_metrics_server`, called once before Celery starts (and so before any prefork
+child exists): it switches prometheus_client to multi-process mode on a fresh temporary
+directory, so every child writes its samples there and the parent's endpoint serves their sum,
+with the queue gauges read from the database on each scrape.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
+import tempfile
+import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    start_http_server,
+    values,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from dispatcher.config import Settings
+from dispatcher.db import make_engine, make_sessionmaker
 from dispatcher.models import Delivery, Notification, utcnow
 from dispatcher.vocabulary import DeliveryStatus
 
@@ -146,3 +168,65 @@ def exposition(sessions: Callable[[], Session]) -> bytes:
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# -- the worker's endpoint ----------------------------------------------------------------
+
+
+@dataclass
+class MetricsServer:
+    port: int
+    directory: str
+    server: WSGIServer
+    thread: threading.Thread
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def enable_multiprocess() -> str:
+    """Point ``PROMETHEUS_MULTIPROC_DIR`` at a fresh temporary directory and make metric values
+    created from now on (all of :mod:`dispatcher.ops.metrics` is labelled, so all of them) live
+    there. Returns the directory; it is removed when the process exits."""
+    directory = tempfile.mkdtemp(prefix="dispatcher-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    # prometheus_client picks its value class when first imported; pick again now.
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
+
+
+def start_metrics_server(settings: Settings) -> MetricsServer | None:
+    """Serve the worker's metrics on ``worker_metrics_host:worker_metrics_port`` from a daemon
+    thread; None when no port is configured. Call before Celery forks its children."""
+    if settings.worker_metrics_port is None:
+        return None
+    directory = enable_multiprocess()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    queue = QueueCollector(_LazySessions(settings.database_url))
+    server, thread = start_http_server(
+        settings.worker_metrics_port,
+        addr=settings.worker_metrics_host,
+        registry=CombinedCollector(registry, queue),
+    )
+    port = int(server.server_address[1])
+    return MetricsServer(port=port, directory=directory, server=server, thread=thread)
+
+
+class _LazySessions:
+    """Sessions on an engine made at the first scrape, in the serving thread: no connection
+    is opened before Celery forks, so no child inherits one."""
+
+    def __init__(self, database_url: str) -> None:
+        self._database_url = database_url
+        self._factory: sessionmaker[Session] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Session:
+        with self._lock:
+            if self._factory is None:
+                self._factory = make_sessionmaker(make_engine(self._database_url))
+        return self._factory()

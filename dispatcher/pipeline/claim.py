@@ -36,7 +36,6 @@ from dispatcher.ops import metrics
 from dispatcher.vocabulary import DeliveryKind, DeliveryStatus
 
 DELIVERY_TABLE = cast(Table, Delivery.__table__)
-DISABLED_SKIP = "notification disabled"
 
 
 @dataclass(frozen=True)
@@ -241,7 +240,6 @@ def skipped(now: datetime) -> dict[str, Any]:
         "finished_at": now,
         "claim_token": None,
         "lease_until": None,
-        "last_error": DISABLED_SKIP,
     }
 
 

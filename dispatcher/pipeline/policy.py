@@ -3,7 +3,7 @@
 * :func:`retry_delay`: how long to wait before the next attempt, or None when the schedule is
   exhausted (``settings.retry_schedule`` with jitter, a receiver's ``Retry-After`` honoured);
 * :func:`transition`: what one :class:`~dispatcher.pipeline.attempt.Outcome` makes of its
-  delivery (status, next attempt, attempt count, end time, error) and what it does to the
+  delivery (status, next attempt, attempt count, end time) and what it does to the
   notification's failure counter (:class:`Charge`);
 * :func:`counter_moves`: a batch's charges, in outcome order, folded into one move per
   notification.
@@ -51,7 +51,6 @@ class Transition:
     next_attempt_at: datetime
     attempt_count: int
     finished_at: datetime | None
-    last_error: str | None
     charge: Charge
 
 
@@ -87,18 +86,18 @@ def transition(
     result = outcome.result
     if result == AttemptResult.RELEASED:
         later = now + timedelta(seconds=outcome.delay)
-        return Transition(outcome, pending, later, count - 1, None, None, Charge.NONE)
+        return Transition(outcome, pending, later, count - 1, None, Charge.NONE)
     if result == AttemptResult.SUCCEEDED:
-        return Transition(outcome, DeliveryStatus.SUCCEEDED, now, count, now, None, Charge.SUCCESS)
+        return Transition(outcome, DeliveryStatus.SUCCEEDED, now, count, now, Charge.SUCCESS)
     if result == AttemptResult.TRANSIENT:
         delay = retry_delay(count, settings, outcome.retry_after, rng)
         if delay is not None:
             later = now + timedelta(seconds=delay)
-            return Transition(outcome, pending, later, count, None, outcome.error, Charge.NONE)
-        return Transition(outcome, failed, now, count, now, outcome.error, Charge.FAILURE)
+            return Transition(outcome, pending, later, count, None, Charge.NONE)
+        return Transition(outcome, failed, now, count, now, Charge.FAILURE)
     if result == AttemptResult.PERMANENT:
-        return Transition(outcome, failed, now, count, now, outcome.error, Charge.FAILURE)
-    return Transition(outcome, failed, now, count, now, outcome.error, Charge.NONE)
+        return Transition(outcome, failed, now, count, now, Charge.FAILURE)
+    return Transition(outcome, failed, now, count, now, Charge.NONE)
 
 
 @dataclass(frozen=True)

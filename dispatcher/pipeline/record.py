@@ -47,10 +47,11 @@ from dispatcher.bounds import trim
 from dispatcher.config import Settings
 from dispatcher.models import Attempt, Delivery, Notification, UTCDateTime, stored_utc, utcnow
 from dispatcher.ops import metrics
-from dispatcher.ops.logs import describe_target, log_attempt
+from dispatcher.ops.logs import log_attempt
 from dispatcher.pipeline.attempt import Outcome
 from dispatcher.pipeline.claim import skipped
 from dispatcher.pipeline.policy import Transition, counter_moves, transition
+from dispatcher.senders.registry import describe_target
 from dispatcher.vocabulary import AttemptResult, DeliveryKind, DeliveryStatus
 
 DELIVERY_TABLE = cast(Table, Delivery.__table__)
@@ -104,11 +105,11 @@ def record(
 _UPDATE_DELIVERIES_POSTGRESQL = text(
     "UPDATE deliveries AS d SET status = v.status, attempt_count = v.attempt_count,"
     " next_attempt_at = v.next_attempt_at, finished_at = v.finished_at,"
-    " last_error = v.last_error, lease_until = NULL, claim_token = NULL"
+    " lease_until = NULL, claim_token = NULL"
     " FROM unnest(CAST(:ids AS varchar[]), CAST(:claims AS varchar[]),"
     " CAST(:statuses AS varchar[]), CAST(:counts AS integer[]),"
-    " CAST(:next AS timestamp[]), CAST(:finished AS timestamp[]), CAST(:errors AS text[]))"
-    " AS v(id, claim_token, status, attempt_count, next_attempt_at, finished_at, last_error)"
+    " CAST(:next AS timestamp[]), CAST(:finished AS timestamp[]))"
+    " AS v(id, claim_token, status, attempt_count, next_attempt_at, finished_at)"
     " WHERE d.id = v.id AND d.claim_token = v.claim_token"
     " RETURNING d.id"
 )
@@ -127,7 +128,6 @@ def _update_deliveries(session: Session, rows: list[Transition]) -> list[Transit
                     "counts": [row.attempt_count for row in rows],
                     "next": [stored_utc(row.next_attempt_at) for row in rows],
                     "finished": [row.finished_at and stored_utc(row.finished_at) for row in rows],
-                    "errors": [row.last_error for row in rows],
                 },
             )
         )
@@ -156,7 +156,6 @@ def _update_deliveries_each(session: Session, rows: list[Transition]) -> set[str
             attempt_count=bindparam("b_count"),
             next_attempt_at=bindparam("b_next", type_=UTCDateTime()),
             finished_at=bindparam("b_finished", type_=UTCDateTime()),
-            last_error=bindparam("b_error"),
             lease_until=None,
             claim_token=stamp,
         ),
@@ -168,7 +167,6 @@ def _update_deliveries_each(session: Session, rows: list[Transition]) -> set[str
                 "b_count": row.attempt_count,
                 "b_next": row.next_attempt_at,
                 "b_finished": row.finished_at,
-                "b_error": row.last_error,
             }
             for row in rows
         ],

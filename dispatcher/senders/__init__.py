@@ -1,94 +1,11 @@
-"""The explicit registry of delivery methods: ``webhook``, ``slack``, ``email``.
+"""Delivery methods: one module per method (webhook, Slack, e-mail) and what they share.
 
-* :func:`config_fields` describes each method's config fields, for forms.
-* :func:`validate_config` checks a create request's ``config`` for a method without building
-  any sender (the API calls it); Quay's legacy ``hipchat``, ``flowdock`` and
-  ``quay_notification`` are unknown here.
-* :func:`build_registry` builds the senders a worker uses, with its collaborators injected:
-  the guarded, pooled httpx transport (:func:`dispatcher.senders.transport.make_http_transport`)
-  and a factory of SMTP sessions (default: :func:`dispatcher.senders.email.smtp_factory`).
+* :mod:`~dispatcher.senders.registry` — the methods, their config validation and the senders a
+  worker builds;
+* :mod:`~dispatcher.senders.base` — the sender interface;
+* :mod:`~dispatcher.senders.rendering` and :mod:`~dispatcher.senders.jsontemplate` — the
+  words and bodies users read (pure);
+* :mod:`~dispatcher.senders.http`, :mod:`~dispatcher.senders.transport` and
+  :mod:`~dispatcher.senders.netguard` — one HTTP attempt, the pooled transport, and where it
+  may connect.
 """
-
-from __future__ import annotations
-
-import smtplib
-from collections.abc import Callable, Mapping
-from typing import Any
-
-import httpx
-
-from dispatcher.config import Settings
-from dispatcher.configfields import ConfigField
-from dispatcher.errors import UnknownMethodError
-from dispatcher.senders import email, slack, webhook
-from dispatcher.senders.base import Receipt, RenderContext, Sender
-
-METHODS: tuple[str, ...] = ("webhook", "slack", "email")
-
-_VALIDATORS: Mapping[str, Callable[[dict[str, Any], Settings], dict[str, Any]]] = {
-    "webhook": webhook.validate_config,
-    "slack": slack.validate_config,
-    "email": email.validate_config,
-}
-
-_FIELDS: Mapping[str, tuple[ConfigField, ...]] = {
-    "webhook": webhook.CONFIG_FIELDS,
-    "slack": slack.CONFIG_FIELDS,
-    "email": email.CONFIG_FIELDS,
-}
-
-_DESCRIBERS: Mapping[str, Callable[[dict[str, Any]], str]] = {
-    "webhook": webhook.WebhookSender.describe,
-    "slack": slack.SlackSender.describe,
-    "email": email.EmailSender.describe,
-}
-
-__all__ = [
-    "METHODS",
-    "Receipt",
-    "RenderContext",
-    "Sender",
-    "build_registry",
-    "config_fields",
-    "describe_target",
-    "validate_config",
-]
-
-
-def validate_config(method: str, config: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """The config to store for ``method`` (as submitted). Raises UnknownMethodError for a
-    method not in :data:`METHODS`, InvalidRequestError with Quay's message for a bad config."""
-    validator = _VALIDATORS.get(method)
-    if validator is None:
-        raise UnknownMethodError(method)
-    return validator(config, settings)
-
-
-def config_fields(method: str) -> tuple[ConfigField, ...]:
-    """The fields of ``method``'s config, in form order; UnknownMethodError if not in
-    :data:`METHODS`."""
-    fields = _FIELDS.get(method)
-    if fields is None:
-        raise UnknownMethodError(method)
-    return fields
-
-
-def describe_target(method: str, config: dict[str, Any]) -> str:
-    """Where a notification of ``method`` delivers, secrets masked (``***`` for an unknown
-    method); the sender's own :meth:`~dispatcher.senders.base.Sender.describe`."""
-    describe = _DESCRIBERS.get(method)
-    return describe(config) if describe is not None else "***"
-
-
-def build_registry(
-    settings: Settings,
-    http_transport: httpx.AsyncBaseTransport,
-    smtp_factory: Callable[[], smtplib.SMTP] | None = None,
-) -> Mapping[str, Sender]:
-    """``{method: sender}`` for every method in :data:`METHODS`, sharing ``http_transport``."""
-    senders: tuple[Sender, ...] = (
-        webhook.WebhookSender(settings, http_transport),
-        slack.SlackSender(settings, http_transport),
-        email.EmailSender(settings, smtp_factory),
-    )
-    return {sender.method: sender for sender in senders}

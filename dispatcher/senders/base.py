@@ -1,7 +1,8 @@
 """The sender interface every delivery method implements.
 
-A sender validates its ``config`` at create time (Quay's 400 messages), renders a message
-purely from the event and the notification (no network, no database, no clock beyond what the
+A method's module validates a ``config`` at create time (its ``validate_config``, with Quay's
+400 messages; see :mod:`dispatcher.senders.registry`). Its sender renders a message purely
+from the event and the notification (no network, no database, no clock beyond what the
 :class:`RenderContext` carries), and sends it in exactly one attempt, translating library
 errors into :class:`~dispatcher.errors.TransientDeliveryError` or
 :class:`~dispatcher.errors.PermanentDeliveryError` and nothing else.
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
-from dispatcher.config import Settings
 from dispatcher.events import EventType
 
 
@@ -44,12 +44,6 @@ class Sender(Protocol):
     """One delivery method. ``render`` is pure; ``send`` does the I/O of one attempt."""
 
     method: ClassVar[str]
-
-    def validate_config(self, config: dict[str, Any], settings: Settings) -> dict[str, Any]:
-        """Check a create request's ``config``; raise InvalidRequestError with Quay's message.
-
-        Returns the config to store (as submitted)."""
-        ...
 
     def target_key(self, config: dict[str, Any]) -> str:
         """Where deliveries go (e.g. the URL's host), for per-target concurrency limits."""

@@ -136,9 +136,6 @@ class EmailSender:
         self._settings = settings
         self._factory = factory or smtp_factory(settings)
 
-    def validate_config(self, config: dict[str, Any], settings: Settings) -> dict[str, Any]:
-        return validate_config(config, settings)
-
     def target_key(self, config: dict[str, Any]) -> str:
         return f"{self._settings.smtp_host}:{self._settings.smtp_port}"
 

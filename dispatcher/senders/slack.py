@@ -81,9 +81,6 @@ class SlackSender(http.HttpSender):
     method: ClassVar[str] = "slack"
     path_is_secret: ClassVar[bool] = True
 
-    def validate_config(self, config: dict[str, Any], settings: Settings) -> dict[str, Any]:
-        return validate_config(config, settings)
-
     def render(self, context: RenderContext, config: dict[str, Any]) -> SlackMessage:
         """Pure. PermanentDeliveryError if the template fails or the event data lacks a field
         the summary needs."""

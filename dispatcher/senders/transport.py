@@ -21,7 +21,6 @@ import httpx
 import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from dispatcher import __version__
 from dispatcher.config import Settings
 from dispatcher.senders.netguard import (
     AddressNotAllowedError,
@@ -30,6 +29,7 @@ from dispatcher.senders.netguard import (
     literal_address,
     resolve,
 )
+from dispatcher.version import __version__
 
 
 class GuardedResolver(AbstractResolver):

@@ -134,9 +134,6 @@ class WebhookSender(http.HttpSender):
     method: ClassVar[str] = "webhook"
     path_is_secret: ClassVar[bool] = False
 
-    def validate_config(self, config: dict[str, Any], settings: Settings) -> dict[str, Any]:
-        return validate_config(config, settings)
-
     def render(self, context: RenderContext, config: dict[str, Any]) -> WebhookMessage:
         """Pure: the body is the event data or the applied template, serialised once; the
         signature covers exactly those bytes. PermanentDeliveryError for a bad template or

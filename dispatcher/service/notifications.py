@@ -44,7 +44,7 @@ def create_notification(
     and for values beyond :mod:`dispatcher.bounds` (nesting, size, text)."""
     # Here, not at the top: the senders load httpx, Jinja and the e-mail validator, which
     # commands that only list or add repositories do not need.
-    from dispatcher import senders
+    from dispatcher.senders import registry
 
     bounds.check_text(event, "event")
     bounds.check_text(method, "method")
@@ -58,7 +58,7 @@ def create_notification(
             raise InvalidFieldError(
                 f"'title' is too long (maximum {TITLE_MAX} characters)", location=("", "title")
             )
-    stored_config = senders.validate_config(method, config, settings)
+    stored_config = registry.validate_config(method, config, settings)
     if method == "email":
         require_authorized(session, repository, stored_config, settings)
     event_type.validate_config(event_config, settings)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.errors import PermissionDeniedError
 from dispatcher.models import Delivery, Notification, Repository
-from dispatcher.ops.logs import describe_target
+from dispatcher.senders.registry import describe_target
 from dispatcher.service.tokens import Principal
 from dispatcher.vocabulary import Scope
 

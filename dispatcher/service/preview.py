@@ -20,10 +20,10 @@ from dispatcher.errors import DispatcherError
 from dispatcher.events import get_event
 from dispatcher.models import Delivery, Notification
 from dispatcher.ops.logs import MASK, scrub
-from dispatcher.senders import build_registry
 from dispatcher.senders.base import RenderContext
 from dispatcher.senders.email import EmailMessageData
 from dispatcher.senders.http import scrub as scrub_fragments
+from dispatcher.senders.registry import build_registry
 from dispatcher.senders.slack import SlackMessage
 from dispatcher.senders.webhook import WebhookMessage
 

@@ -1,15 +1,14 @@
-"""Delivery workers.
+"""Delivery workers: the processes (and threads) that drain due deliveries.
 
-* :mod:`~dispatcher.worker.context` — :class:`WorkerContext`, what one worker process holds
-  (runtime, sender registry with its pooled HTTP client, sender pool) and
-  :meth:`WorkerContext.deliver`, the one function the task calls.
-* :mod:`~dispatcher.worker.app` — :func:`create_celery`, the Celery app and its one task
-  ``dispatcher.deliver_batch(ids)``.
-* :mod:`~dispatcher.worker.doorbells` — :class:`CeleryDoorbell` (broker) and
-  :class:`LocalDoorbell` (in process).
-* :mod:`~dispatcher.worker.embedded` — :func:`start_embedded`, worker and sweep as threads of
-  ``dispatcher serve`` when no broker is configured.
-* :mod:`~dispatcher.worker.pool` — :class:`SenderPool`, the per-process send threads.
+* :mod:`~dispatcher.worker.app` — :func:`~dispatcher.worker.app.create_celery`, the Celery
+  app of ``dispatcher worker`` and its one task, ``dispatcher.drain()``;
+* :mod:`~dispatcher.worker.bell` — the broker bell: how other processes ring the workers;
+* :mod:`~dispatcher.worker.context` — what one worker process holds, and the drain;
+* :mod:`~dispatcher.worker.pool` — the sender pool: an event loop sending, a recorder thread
+  writing outcomes; :mod:`~dispatcher.worker.lanes` — its per-target bookkeeping, pure;
+* :mod:`~dispatcher.worker.sweeper` — the sweep on a timer;
+* :mod:`~dispatcher.worker.embedded` — worker and sweep as threads of ``dispatcher serve``
+  when no broker is configured.
 
 Nothing here does I/O at import time.
 """

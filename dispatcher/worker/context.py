@@ -75,7 +75,7 @@ def build_context(
 ) -> WorkerContext:
     """The production context: netguard's pooled transport and the senders' registry, on
     ``runtime`` or on a new one ringing ``doorbell`` (the worker's own Celery doorbell)."""
-    from dispatcher.senders import build_registry
+    from dispatcher.senders.registry import build_registry
     from dispatcher.senders.transport import make_http_transport
 
     owns_runtime = runtime is None

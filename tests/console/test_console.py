@@ -16,7 +16,7 @@ from dispatcher.db import upgrade
 from dispatcher.events import EVENTS
 from dispatcher.models import AccessToken, utcnow
 from dispatcher.runtime import create_runtime
-from dispatcher.senders import METHODS, config_fields
+from dispatcher.senders.registry import METHODS, config_fields
 from dispatcher.service import authorized_emails, notifications, repositories, tokens
 from tests.conftest import LiveServer, MakeToken, serving, settings_for
 from tests.console.client import Console, field_errors

@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 from sqlalchemy import select
 
-from dispatcher.config import Settings
 from dispatcher.db import upgrade
 from dispatcher.errors import PermanentDeliveryError, TransientDeliveryError
 from dispatcher.models import Attempt, Delivery, Notification, Repository
@@ -86,9 +85,6 @@ class FakeSender:
         self.release = threading.Event()
         self._lock = threading.Lock()
         self._attempts: dict[str, int] = {}
-
-    def validate_config(self, config: dict[str, Any], settings: Settings) -> dict[str, Any]:
-        return config
 
     def target_key(self, config: dict[str, Any]) -> str:
         return str(config.get("url", ""))

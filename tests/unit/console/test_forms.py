@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import pytest
 
-from dispatcher import senders
 from dispatcher.config import Settings
 from dispatcher.configfields import ConfigField
 from dispatcher.console.forms import (
@@ -20,10 +19,11 @@ from dispatcher.console.forms import (
 )
 from dispatcher.errors import InvalidFieldError, UnknownEventError, UnknownMethodError
 from dispatcher.events import EVENTS
+from dispatcher.senders import registry
 
 SETTINGS = Settings()
 EVENTS_WITH_FIELDS = [name for name, event in EVENTS.items() if event.config_fields]
-METHODS = list(senders.METHODS)
+METHODS = list(registry.METHODS)
 
 
 def examples(fields: tuple[ConfigField, ...]) -> dict[str, object]:
@@ -53,8 +53,8 @@ def test_event_field_examples_validate_and_missing_required_ones_are_named(event
 
 @pytest.mark.parametrize("method", METHODS)
 def test_method_field_examples_validate_and_errors_name_a_field_of_the_form(method: str) -> None:
-    fields = senders.config_fields(method)
-    assert senders.validate_config(method, examples(fields), SETTINGS)
+    fields = registry.config_fields(method)
+    assert registry.validate_config(method, examples(fields), SETTINGS)
     names = {field.name for field in fields}
     for field in fields:
         broken = {
@@ -64,11 +64,11 @@ def test_method_field_examples_validate_and_errors_name_a_field_of_the_form(meth
         if field.widget == "textarea":
             broken[field.name] = "{not json"
         with pytest.raises(InvalidFieldError) as wrong:
-            senders.validate_config(method, broken, SETTINGS)
+            registry.validate_config(method, broken, SETTINGS)
         assert wrong.value.location == ("config", field.name)
         if field.required:
             with pytest.raises(InvalidFieldError) as missing:
-                senders.validate_config(method, {}, SETTINGS)
+                registry.validate_config(method, {}, SETTINGS)
             assert missing.value.location[1] in names
 
 

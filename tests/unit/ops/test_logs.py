@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from dispatcher.config import Settings
-from dispatcher.ops.logs import configure_logging, describe_target, log_attempt, scrub
+from dispatcher.ops.logs import configure_logging, log_attempt, scrub
+from dispatcher.senders.registry import describe_target
 
 SECRETS = [
     "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",

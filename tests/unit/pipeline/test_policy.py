@@ -83,7 +83,6 @@ def test_what_an_outcome_makes_of_its_delivery(
     assert moved.attempt_count == count  # a release is no attempt
     assert moved.next_attempt_at == NOW + timedelta(seconds=due_in)
     assert moved.finished_at == (NOW if finished else None)
-    assert moved.last_error == error
     assert moved.charge is charge
 
 

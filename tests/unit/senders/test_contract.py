@@ -21,8 +21,8 @@ import pytest
 
 from dispatcher.config import Settings
 from dispatcher.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from dispatcher.senders import METHODS, build_registry
 from dispatcher.senders.base import Receipt, RenderContext, Sender
+from dispatcher.senders.registry import METHODS, build_registry
 from dispatcher.senders.transport import make_http_transport
 from tests.unit.senders.render_helpers import sample_context
 

@@ -289,7 +289,7 @@ def test_cookies_are_not_kept(server: int) -> None:
 
 
 def test_the_transport_names_the_product(server: int) -> None:
-    from dispatcher import __version__
+    from dispatcher.version import __version__
 
     post_all(
         make_http_transport(Settings(allowed_networks="127.0.0.0/8")), f"http://127.0.0.1:{server}/"

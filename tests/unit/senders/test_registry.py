@@ -8,7 +8,7 @@ import pytest
 
 from dispatcher.config import Settings
 from dispatcher.errors import InvalidRequestError, UnknownMethodError
-from dispatcher.senders import METHODS, validate_config
+from dispatcher.senders.registry import METHODS, validate_config
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SETTINGS = Settings()

@@ -17,9 +17,9 @@ import pytest
 
 from dispatcher.config import Settings
 from dispatcher.events import EVENT_NAMES
-from dispatcher.senders import build_registry
 from dispatcher.senders.base import RenderContext
 from dispatcher.senders.email import EmailMessageData
+from dispatcher.senders.registry import build_registry
 from dispatcher.senders.slack import SlackMessage
 from dispatcher.senders.webhook import WebhookMessage
 from tests.unit.senders import render_helpers

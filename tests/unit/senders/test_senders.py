@@ -17,9 +17,9 @@ from standardwebhooks import Webhook
 
 from dispatcher.config import Settings
 from dispatcher.errors import PermanentDeliveryError, TransientDeliveryError
-from dispatcher.senders import build_registry
 from dispatcher.senders.base import RenderContext
 from dispatcher.senders.http import mask_url, parse_retry_after
+from dispatcher.senders.registry import build_registry
 from tests.unit.senders.render_helpers import sample_context
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

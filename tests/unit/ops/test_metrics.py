@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent(
     import multiprocessing, os, sys, urllib.request
     from dispatcher.ops import metrics# imported before the switch, as in `dispatcher worker`
     from dispatcher.config import Settings
-    from dispatcher.ops.worker_metrics import start_metrics_server
+    from dispatcher.ops.metrics import start_metrics_server
 
     server = start_metrics_server(
         Settings(database_url=sys.argv[1], worker_metrics_port=int(sys.argv[2]))
