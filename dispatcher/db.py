@@ -135,3 +135,19 @@ def is_connection_error(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def request_session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for one request (a dependency's generator), closed at its end. When the
+    database dropped the connection, closing (which rolls back) fails too, after the answer
+    (a 503) has started: nothing is left to undo, so that failure is not raised again, which
+    would only make the server reset the client."""
+    session = sessions()
+    try:
+        yield session
+    finally:
+        try:
+            session.close()
+        except DBAPIError as exc:
+            if not is_connection_error(exc):
+                raise

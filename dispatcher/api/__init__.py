@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dispatcher.api import authorized_emails, deliveries, events, notifications, quay
 from dispatcher.api.limits import BodyLimit
 from dispatcher.api.ops import install_operations
 from dispatcher.api.problems import install_problem_handlers
+from dispatcher.ops.asgi import FixedHeaders
 from dispatcher.runtime import Runtime
 from dispatcher.version import __version__
 
@@ -49,37 +49,20 @@ def create_app(runtime: Runtime) -> FastAPI:
     from dispatcher.console import install_console
 
     install_console(app, runtime)
-    app.add_middleware(DocsPolicy, paths=DOCS_PAGES)
+    app.add_middleware(FixedHeaders, headers=DOCS_POLICY, paths=DOCS_PAGES)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
-class DocsPolicy:
-    """A Content-Security-Policy on the reference pages: everything from this server. The
-    packaged ReDoc still names a logo on a CDN; under this policy the browser never asks for
-    it, so the pages work the same with no internet and send nothing outside."""
-
-    POLICY = (
-        b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' "
-        b"'unsafe-inline'; img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+# The reference pages may load only from this server. The packaged ReDoc still names a logo
+# on a CDN; under this policy the browser never asks for it, so the pages work the same with no
+# internet and send nothing outside.
+DOCS_POLICY = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' "
+        "'unsafe-inline'; img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
     )
-
-    def __init__(self, app: ASGIApp, paths: tuple[str, ...]) -> None:
-        self.app = app
-        self.paths = set(paths)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_policy(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [*message.get("headers", []), (b"content-security-policy", self.POLICY)]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_policy)
+}
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -13,10 +13,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from dispatcher.bounds import is_uuid
+from dispatcher.db import request_session
 from dispatcher.errors import NotFoundError, NotificationNotFoundError
 from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime
@@ -33,18 +33,7 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def get_session(runtime: RuntimeDep) -> Iterator[Session]:
-    session = runtime.sessions()
-    try:
-        yield session
-    finally:
-        try:
-            session.close()
-        except DBAPIError as exc:
-            # Closing rolls back. When the database dropped the connection, that fails too,
-            # after the answer (a 503) has started: the connection is invalidated and nothing
-            # is left to undo, so raising would only make the server reset the client.
-            if not exc.connection_invalidated:
-                raise
+    yield from request_session(runtime.sessions)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

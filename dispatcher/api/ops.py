@@ -23,6 +23,7 @@ from dispatcher.api.problems import Problem, problem_response
 from dispatcher.db import is_connection_error
 from dispatcher.errors import DatabaseUnavailableError
 from dispatcher.ops import health, metrics
+from dispatcher.ops.asgi import with_headers
 from dispatcher.ops.logs import REQUEST_ID
 
 router = APIRouter(tags=["operations"])
@@ -97,13 +98,7 @@ class RequestIdMiddleware:
         request_id = _request_id(scope)
         token = REQUEST_ID.set(request_id)
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
+        await self.app(scope, receive, with_headers(send, {"X-Request-ID": request_id}))
         # Reset only on success: a failure is logged above this middleware (uvicorn's
         # "Exception in ASGI application"), and that line must carry the id too. The server
         # runs each request in a task of its own, so the id does not outlive the request.

@@ -21,7 +21,6 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dispatcher.console import actions, pages
 from dispatcher.console.render import (
@@ -34,6 +33,7 @@ from dispatcher.console.render import (
 from dispatcher.console.session import COOKIE, CsrfError, SessionCodec, Visitor
 from dispatcher.db import is_connection_error
 from dispatcher.errors import AuthError, DatabaseUnavailableError, DispatcherError, http_status
+from dispatcher.ops.asgi import FixedHeaders
 from dispatcher.runtime import Runtime
 
 PREFIX = "/console"
@@ -69,7 +69,7 @@ def create_console(runtime: Runtime) -> FastAPI:
     console.add_exception_handler(StarletteHTTPException, _http_error)
     console.add_exception_handler(DBAPIError, _database_error)
     console.add_exception_handler(PoolTimeoutError, _database_error)
-    console.add_middleware(SecurityHeaders)
+    console.add_middleware(FixedHeaders, headers=SECURITY_HEADERS)
     return console
 
 
@@ -133,27 +133,3 @@ async def _database_error(request: Request, exc: Exception) -> Response:
         )
     # Anything else from the database is a defect: the API app's handler logs it (500).
     raise exc
-
-
-class SecurityHeaders:
-    """Adds :data:`~dispatcher.console.render.SECURITY_HEADERS` to every console response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.extend(
-                    (name.lower().encode(), value.encode())
-                    for name, value in SECURITY_HEADERS.items()
-                )
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)

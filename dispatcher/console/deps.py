@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from dispatcher.console.forms import read_form
 from dispatcher.console.render import Pages, visitor_of
 from dispatcher.console.session import Visitor
-from dispatcher.db import is_connection_error
+from dispatcher.db import request_session
 from dispatcher.errors import AuthError, NotFoundError, NotificationNotFoundError
 from dispatcher.models import Notification, Repository
 from dispatcher.runtime import Runtime
@@ -43,17 +42,7 @@ PagesDep = Annotated[Pages, Depends(get_pages)]
 
 
 def get_session(runtime: RuntimeDep) -> Iterator[Session]:
-    session = runtime.sessions()
-    try:
-        yield session
-    finally:
-        try:
-            session.close()
-        except DBAPIError as exc:
-            # The database went away mid-request: the page said so (503); closing the dead
-            # connection must not fail the request a second time.
-            if not is_connection_error(exc):
-                raise
+    yield from request_session(runtime.sessions)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -8,7 +8,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -212,3 +212,25 @@ def attempts(runtime: Runtime, delivery_id: str) -> list[Attempt]:
 def sweep_now(runtime: Runtime, now: datetime | None = None) -> int:
     """One sweep of ``runtime``'s database, ringing its doorbell."""
     return sweep(runtime.sessions, runtime.settings, runtime.doorbell, now=now)
+
+
+def make_job(**fields: Any) -> Job:
+    """A claimed delivery of ``repo_push`` to a webhook, with ``fields`` changed."""
+    values: dict[str, Any] = {
+        "delivery_id": "d",
+        "claim_token": "t",
+        "lease_until": datetime(2030, 1, 1, tzinfo=UTC),
+        "kind": "event",
+        "attempt_number": 1,
+        "notification_id": 7,
+        "notification_uuid": "n",
+        "method": "webhook",
+        "config": {},
+        "title": None,
+        "event_name": "repo_push",
+        "data": {},
+        "namespace": "acme",
+        "repository": "web",
+    }
+    values.update(fields)
+    return Job(**values)

@@ -13,7 +13,9 @@ from dispatcher.errors import PermanentDeliveryError, TransientDeliveryError
 from dispatcher.pipeline.attempt import ERROR_MAX_BYTES, INTERNAL_ERROR, attempt
 from dispatcher.senders.base import Receipt, RenderContext
 from dispatcher.vocabulary import AttemptResult
-from tests.unit.pipeline.test_policy import JOB
+from tests.unit.pipeline_helpers import make_job
+
+JOB = make_job()
 
 
 class Stub:

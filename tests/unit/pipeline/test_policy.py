@@ -11,28 +11,13 @@ import pytest
 
 from dispatcher.config import Settings
 from dispatcher.pipeline.attempt import Outcome
-from dispatcher.pipeline.claim import Job
 from dispatcher.pipeline.policy import Charge, counter_moves, retry_delay, transition
 from dispatcher.vocabulary import AttemptResult, DeliveryStatus
+from tests.unit.pipeline_helpers import make_job
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 SETTINGS = Settings(retry_schedule="10,60", retry_jitter=0)
-JOB = Job(
-    delivery_id="d",
-    claim_token="t",
-    lease_until=NOW,
-    kind="event",
-    attempt_number=1,
-    notification_id=7,
-    notification_uuid="n",
-    method="webhook",
-    config={},
-    title=None,
-    event_name="repo_push",
-    data={},
-    namespace="acme",
-    repository="web",
-)
+JOB = make_job(lease_until=NOW)
 
 
 def outcome(result: AttemptResult, attempt: int = 1, **fields: object) -> Outcome:

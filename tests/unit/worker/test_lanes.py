@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 
 from dispatcher.pipeline.claim import Job
 from dispatcher.worker.lanes import Lanes
+from tests.unit.pipeline_helpers import make_job
 
-BASE = Job(
-    delivery_id="d",
-    claim_token="t",
-    lease_until=datetime(2030, 1, 1, tzinfo=UTC),
-    kind="event",
-    attempt_number=1,
-    notification_id=1,
-    notification_uuid="n",
-    method="webhook",
-    config={},
-    title=None,
-    event_name="repo_push",
-    data={},
-    namespace="acme",
-    repository="web",
-)
+BASE = make_job()
 
 
 def job(name: str) -> Job:
