@@ -5,8 +5,8 @@
 * :func:`transition`: what one :class:`~dispatcher.pipeline.attempt.Outcome` makes of its
   delivery (status, next attempt, attempt count, end time) and what it does to the
   notification's failure counter (:class:`Charge`);
-* :func:`counter_moves`: a batch's charges, in outcome order, folded into one move per
-  notification.
+* :func:`fold_counter`: a batch's charges of one notification, in outcome order, applied to
+  its counter as if each outcome had been recorded alone.
 
 (A delivery of a disabled notification is ``skipped``: see
 :func:`dispatcher.pipeline.claim.skipped`.)
@@ -101,44 +101,50 @@ def transition(
 
 
 @dataclass(frozen=True)
-class CounterMoves:
-    """One batch's moves of ``number_of_failures``, by notification id.
+class Counter:
+    """A notification's failure counter and whether it is disabled."""
 
-    ``set_if_enabled``: a success was seen; an enabled notification's counter becomes the
-    failures since the last success. ``add``: no success was seen; add the failures.
-    ``add_if_disabled``: a success was seen, but a disabled notification is not reset by it
-    (only a reset re-enables); add the failures since. ``charged``: every notification whose
-    counter grew, to check against ``max_failures``."""
-
-    set_if_enabled: dict[int, int]
-    add: dict[int, int]
-    add_if_disabled: dict[int, int]
-    charged: list[int]
+    failures: int
+    disabled: bool
 
 
-def counter_moves(charges: Iterable[tuple[int, Charge]]) -> CounterMoves:
-    """Fold ``(notification id, charge)`` pairs, in outcome order, into :class:`CounterMoves`."""
-    streaks: dict[int, tuple[bool, int]] = {}  # notification -> (saw a success, failures since)
-    for notification_id, charge in charges:
-        if charge is Charge.NONE:
-            continue
-        succeeded, failures = streaks.get(notification_id, (False, 0))
-        streaks[notification_id] = (
-            (True, 0) if charge is Charge.SUCCESS else (succeeded, failures + 1)
-        )
-    return CounterMoves(
-        set_if_enabled={nid: n for nid, (ok, n) in streaks.items() if ok},
-        add={nid: n for nid, (ok, n) in streaks.items() if not ok},
-        add_if_disabled={nid: n for nid, (ok, n) in streaks.items() if ok and n},
-        charged=sorted(nid for nid, (_ok, n) in streaks.items() if n),
-    )
+@dataclass(frozen=True)
+class CounterChange:
+    """What one batch's charges did to a notification's counter. ``failed_at`` holds the
+    counter's value after each failure, in order (one step of the streak each)."""
+
+    before: Counter
+    after: Counter
+    failed_at: tuple[int, ...]
+
+    @property
+    def disabled_now(self) -> bool:
+        return self.after.disabled and not self.before.disabled
+
+
+def fold_counter(before: Counter, charges: Iterable[Charge], max_failures: int) -> CounterChange:
+    """Apply ``charges`` (in outcome order) to ``before``, one after the other, as if each
+    outcome had been recorded alone: a failure adds 1 and disables the notification when the
+    counter reaches ``max_failures``; a success sets it back to 0, unless the notification is
+    disabled (only a reset re-enables it); a charge of ``NONE`` does nothing."""
+    failures, disabled = before.failures, before.disabled
+    failed_at: list[int] = []
+    for charge in charges:
+        if charge is Charge.FAILURE:
+            failures += 1
+            failed_at.append(failures)
+            disabled = disabled or failures >= max_failures
+        elif charge is Charge.SUCCESS and not disabled:
+            failures = 0
+    return CounterChange(before, Counter(failures, disabled), tuple(failed_at))
 
 
 __all__ = [
     "Charge",
-    "CounterMoves",
+    "Counter",
+    "CounterChange",
     "Transition",
-    "counter_moves",
+    "fold_counter",
     "retry_delay",
     "transition",
 ]

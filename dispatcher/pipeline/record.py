@@ -21,24 +21,17 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    ARRAY,
-    ColumnElement,
-    Integer,
     Table,
-    and_,
     bindparam,
-    column,
-    func,
     insert,
     select,
     text,
-    true,
     update,
 )
 from sqlalchemy.orm import Session, sessionmaker
@@ -50,7 +43,14 @@ from dispatcher.ops import metrics
 from dispatcher.ops.logs import log_attempt
 from dispatcher.pipeline.attempt import Outcome
 from dispatcher.pipeline.claim import skipped
-from dispatcher.pipeline.policy import Transition, counter_moves, transition
+from dispatcher.pipeline.policy import (
+    Charge,
+    Counter,
+    CounterChange,
+    Transition,
+    fold_counter,
+    transition,
+)
 from dispatcher.senders.registry import describe_target
 from dispatcher.vocabulary import AttemptResult, DeliveryKind, DeliveryStatus
 
@@ -93,7 +93,8 @@ def record(
         ]
         if attempts:
             session.execute(insert(Attempt), attempts)
-        disabled = _move_counters(session, applied, settings, now)
+        changes = _move_counters(session, applied, settings, now)
+        disabled = sorted(nid for nid, change in changes.items() if change.disabled_now)
         summary.disabled = disabled
         if disabled:
             summary.skipped = _skip_pending(session, disabled, now)
@@ -198,83 +199,68 @@ def _attempt_row(row: Transition, settings: Settings) -> dict[str, Any]:
 
 def _move_counters(
     session: Session, rows: list[Transition], settings: Settings, now: datetime
-) -> list[int]:
-    """Update ``number_of_failures`` in outcome order; return the notifications disabled now."""
-    moves = counter_moves((row.outcome.job.notification_id, row.charge) for row in rows)
-    # A success clears the streak but must not re-enable: only a reset does that.
-    _apply_counts(session, _set_failures_of_enabled, moves.set_if_enabled)
-    _apply_counts(session, _add_failures, moves.add)
-    _apply_counts(session, _add_failures_of_disabled, moves.add_if_disabled)
-    charged = moves.charged
-    if not charged:
-        return []
+) -> dict[int, CounterChange]:
+    """Apply the batch's charges to each notification's counter, in outcome order (see
+    :func:`~dispatcher.pipeline.policy.fold_counter`): read the counters (locked on
+    PostgreSQL, in id order so that two batches cannot deadlock), fold, write what changed,
+    and disable the notifications that reached ``settings.max_failures``."""
+    charges: dict[int, list[Charge]] = {}
+    for row in rows:
+        if row.charge is not Charge.NONE:
+            charges.setdefault(row.outcome.job.notification_id, []).append(row.charge)
+    if not charges:
+        return {}
     table = NOTIFICATION_TABLE
-    return list(
-        session.scalars(
-            update(table)
-            .where(
-                table.c.id.in_(charged),
-                table.c.disabled_at.is_(None),
-                table.c.number_of_failures >= settings.max_failures,
-            )
-            .values(disabled_at=now, updated_at=now)
-            .returning(table.c.id)
+    current = session.execute(
+        select(table.c.id, table.c.number_of_failures, table.c.disabled_at)
+        .where(table.c.id.in_(sorted(charges)))
+        .order_by(table.c.id)
+        .with_for_update()
+    ).all()
+    changes = {
+        nid: fold_counter(
+            Counter(failures, disabled_at is not None), charges[nid], settings.max_failures
         )
-    )
+        for nid, failures, disabled_at in current
+    }
+    moved = [(nid, change) for nid, change in changes.items() if change.after != change.before]
+    if moved:
+        _write_counters(session, moved, now)
+    return changes
 
 
-# How each kind of counter move sets ``number_of_failures`` and which rows it touches, given
-# the notification's ``n`` (a column of the batch).
-Count = ColumnElement[int]
-_FAILURES = NOTIFICATION_TABLE.c.number_of_failures
-_DISABLED_AT = NOTIFICATION_TABLE.c.disabled_at
+_SET_COUNTERS_POSTGRESQL = text(
+    "UPDATE notifications AS n SET number_of_failures = v.failures,"
+    " disabled_at = CASE WHEN v.disable THEN :now ELSE n.disabled_at END,"
+    " updated_at = CASE WHEN v.disable THEN :now ELSE n.updated_at END"
+    " FROM unnest(CAST(:ids AS integer[]), CAST(:failures AS integer[]),"
+    " CAST(:disable AS boolean[])) AS v(id, failures, disable)"
+    " WHERE n.id = v.id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
-def _set_failures_of_enabled(n: Count) -> tuple[Count, ColumnElement[bool]]:
-    return n, and_(_DISABLED_AT.is_(None), n != _FAILURES)
-
-
-def _add_failures(n: Count) -> tuple[Count, ColumnElement[bool]]:
-    return _FAILURES + n, true()
-
-
-def _add_failures_of_disabled(n: Count) -> tuple[Count, ColumnElement[bool]]:
-    return _FAILURES + n, _DISABLED_AT.is_not(None)
-
-
-def _apply_counts(
-    session: Session,
-    move: Callable[[Count], tuple[Count, ColumnElement[bool]]],
-    counts: dict[int, int],
+def _write_counters(
+    session: Session, moved: list[tuple[int, CounterChange]], now: datetime
 ) -> None:
-    """Move the counters of ``counts`` (notification id → n): on PostgreSQL in one statement
-    over unnest()ed arrays, elsewhere in one statement per notification (executemany)."""
-    if not counts:
+    """Write the new counters; stamp ``disabled_at`` (and ``updated_at``) where one is
+    disabled now. PostgreSQL: one statement over arrays; elsewhere one per notification."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            _SET_COUNTERS_POSTGRESQL,
+            {
+                "ids": [nid for nid, _ in moved],
+                "failures": [change.after.failures for _, change in moved],
+                "disable": [change.disabled_now for _, change in moved],
+                "now": now,
+            },
+        )
         return
     table = NOTIFICATION_TABLE
-    if session.get_bind().dialect.name == "postgresql":
-        batch = (
-            func.unnest(
-                bindparam("ids", type_=ARRAY(Integer)), bindparam("counts", type_=ARRAY(Integer))
-            )
-            .table_valued(column("id", Integer), column("n", Integer))
-            .render_derived()
-        )
-        value, condition = move(batch.c.n)
-        session.execute(
-            update(table)
-            .where(table.c.id == batch.c.id, condition)
-            .values(number_of_failures=value),
-            {"ids": list(counts), "counts": list(counts.values())},
-        )
-        return
-    value, condition = move(bindparam("b_n", type_=Integer))
-    session.execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"), condition)
-        .values(number_of_failures=value),
-        [{"b_id": nid, "b_n": n} for nid, n in counts.items()],
-    )
+    for nid, change in moved:
+        values: dict[str, Any] = {"number_of_failures": change.after.failures}
+        if change.disabled_now:
+            values.update(disabled_at=now, updated_at=now)
+        session.execute(update(table).where(table.c.id == nid).values(values))
 
 
 def _skip_pending(session: Session, notification_ids: list[int], now: datetime) -> int:

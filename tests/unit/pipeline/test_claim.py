@@ -44,7 +44,9 @@ def test_event_delivery_of_disabled_notification_is_skipped_at_claim(
     with runtime.sessions.begin() as session:
         session.get_one(Notification, nid).disabled_at = utcnow()
     assert claim(runtime.sessions, [did], runtime.settings) == []
-    assert delivery(runtime, did).status == "skipped"
+    skipped = delivery(runtime, did)
+    assert skipped.status == "skipped"
+    assert skipped.finished_at is not None and skipped.claim_token is None
     assert sender.sent == []
 
 
@@ -121,4 +123,6 @@ def test_claim_due_skips_event_deliveries_of_disabled_notifications(
         session.get_one(Notification, nid).disabled_at = utcnow()
     jobs = claim_due(runtime.sessions, runtime.settings, 10)
     assert [job.delivery_id for job in jobs] == [test_delivery.id]  # tests still go out
-    assert delivery(runtime, did).status == "skipped"
+    skipped = delivery(runtime, did)
+    assert skipped.status == "skipped"
+    assert skipped.finished_at is not None and skipped.claim_token is None

@@ -11,7 +11,7 @@ import pytest
 
 from dispatcher.config import Settings
 from dispatcher.pipeline.attempt import Outcome
-from dispatcher.pipeline.policy import Charge, counter_moves, retry_delay, transition
+from dispatcher.pipeline.policy import Charge, Counter, fold_counter, retry_delay, transition
 from dispatcher.vocabulary import AttemptResult, DeliveryStatus
 from tests.unit.pipeline_helpers import make_job
 
@@ -79,13 +79,26 @@ def test_a_release_waits_its_delay_and_a_retry_after_is_honoured() -> None:
     assert throttled.next_attempt_at == NOW + timedelta(seconds=30)
 
 
-def test_counter_moves_fold_a_batch_in_outcome_order() -> None:
-    fail, ok, none = Charge.FAILURE, Charge.SUCCESS, Charge.NONE
-    moves = counter_moves(
-        [(1, fail), (1, fail), (2, fail), (2, ok), (3, ok), (3, fail), (4, none), (5, ok)]
-    )
-    assert moves.add == {1: 2}  # no success: add both failures
-    assert moves.set_if_enabled == {2: 0, 3: 1, 5: 0}  # the failures since the last success
-    assert moves.add_if_disabled == {3: 1}  # a success does not reset a disabled one
-    assert moves.charged == [1, 3]
-    assert counter_moves([(4, none)]).charged == []
+FAIL, OK, NONE = Charge.FAILURE, Charge.SUCCESS, Charge.NONE
+
+
+@pytest.mark.parametrize(
+    ("before", "charges", "after", "failed_at"),
+    [
+        (Counter(0, False), [FAIL, OK], Counter(0, False), (1,)),
+        (Counter(0, False), [OK, FAIL], Counter(1, False), (1,)),
+        (Counter(2, False), [OK], Counter(0, False), ()),
+        (Counter(1, False), [FAIL, FAIL, OK], Counter(3, True), (2, 3)),  # disabled at 3
+        (Counter(0, False), [FAIL, FAIL, OK], Counter(0, False), (1, 2)),
+        (Counter(3, True), [FAIL, OK], Counter(4, True), (4,)),  # disabled: no reset
+        (Counter(3, True), [OK, FAIL], Counter(4, True), (4,)),
+        (Counter(3, True), [OK], Counter(3, True), ()),
+        (Counter(1, False), [NONE, NONE], Counter(1, False), ()),
+    ],
+)
+def test_a_batch_moves_the_counter_as_its_outcomes_would_one_by_one(
+    before: Counter, charges: list[Charge], after: Counter, failed_at: tuple[int, ...]
+) -> None:
+    change = fold_counter(before, charges, max_failures=3)
+    assert (change.after, change.failed_at) == (after, failed_at)
+    assert change.disabled_now == (after.disabled and not before.disabled)

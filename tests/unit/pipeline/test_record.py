@@ -3,13 +3,17 @@ counter, disabling, and claims that went stale."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
 from dispatcher.models import Notification, utcnow
-from dispatcher.pipeline.claim import claim
+from dispatcher.pipeline.claim import claim, claim_due
 from dispatcher.pipeline.record import record
 from dispatcher.runtime import Runtime
 from dispatcher.service.notifications import queue_test
+from tests.doubles import RecordingDoorbell
 from tests.unit.pipeline_helpers import (
     FakeSender,
     attempt_now,
@@ -115,7 +119,9 @@ def test_counter_reaches_max_disables_and_skips_pending(
         run_once(runtime, sender, [did])
         assert notification(runtime, nid).number_of_failures == count
     assert notification(runtime, nid).disabled_at is not None
-    assert delivery(runtime, waiting).status == "skipped"
+    skipped = delivery(runtime, waiting)
+    assert skipped.status == "skipped"
+    assert skipped.finished_at is not None and skipped.claim_token is None
     assert delivery(runtime, test_delivery.id).status == "pending"  # tests still go out
     assert emit(runtime) == []  # new events skip it
 
@@ -148,15 +154,67 @@ def test_stale_claim_changes_nothing(runtime: Runtime, sender: FakeSender) -> No
     assert delivery(runtime, did).status == "succeeded"
 
 
-def test_success_after_failures_in_one_batch(runtime: Runtime, sender: FakeSender) -> None:
-    ok = notify(runtime, ["ok"])
-    ids = emit(runtime)
-    bad_job_ids = []
+def test_a_drain_whose_lease_expired_cannot_overwrite_the_one_that_took_over(
+    runtime: Runtime, sender: FakeSender
+) -> None:
+    """As the last test, through claim_due: what a draining worker calls (on PostgreSQL one
+    statement of its own). Each claim stamps its own token."""
+    notify(runtime, ["permanent"])
+    (did,) = emit(runtime)
+    (stale,) = claim_due(runtime.sessions, runtime.settings, 10)
+    later = utcnow() + timedelta(seconds=runtime.settings.lease_seconds + 1)
+    (fresh,) = claim_due(runtime.sessions, runtime.settings, 10, now=later)
+    assert fresh.delivery_id == did and fresh.claim_token != stale.claim_token
+    ok = replace(fresh, config={**fresh.config, "script": ["ok"]})
+    record(runtime.sessions, [attempt_now(ok, sender)], runtime.settings)
+    summary = record(runtime.sessions, [attempt_now(stale, sender)], runtime.settings)
+    assert (summary.applied, summary.stale) == (0, 1)
+    assert delivery(runtime, did).status == "succeeded"
+    assert [a.outcome for a in attempts(runtime, did)] == ["succeeded"]
+
+
+@pytest.mark.parametrize(
+    ("script", "disabled", "before", "after", "still_disabled"),
+    [
+        (["permanent", "ok"], False, 1, 0, False),
+        (["ok", "permanent"], False, 2, 1, False),
+        (["permanent", "ok"], True, 3, 4, True),  # disabled: a success does not reset
+        (["ok", "permanent"], True, 3, 4, True),
+    ],
+)
+def test_one_batch_moves_the_counter_in_outcome_order(
+    runtime: Runtime,
+    sender: FakeSender,
+    script: list[str],
+    disabled: bool,
+    before: int,
+    after: int,
+    still_disabled: bool,
+) -> None:
+    """Two deliveries of one notification recorded in one batch: the first fails (or
+    succeeds), the second succeeds (or fails); the counter ends as if each was recorded alone."""
+    nid = notify(runtime, ["ok"])
     with runtime.sessions.begin() as session:
-        session.get_one(Notification, ok).number_of_failures = 2
-    jobs = claim(runtime.sessions, ids, runtime.settings)
-    bad_job_ids = [j.delivery_id for j in jobs]
-    outcomes = [attempt_now(job, sender) for job in jobs]
-    record(runtime.sessions, outcomes, runtime.settings)
-    assert notification(runtime, ok).number_of_failures == 0
-    assert bad_job_ids == ids
+        row = session.get_one(Notification, nid)
+        row.number_of_failures = before
+        row.disabled_at = utcnow() if disabled else None
+    with runtime.sessions() as session:
+        # test deliveries: sent even while the notification is disabled
+        first, second = (
+            queue_test(
+                session, session.get_one(Notification, nid), runtime.settings, RecordingDoorbell()
+            ).id
+            for _ in range(2)
+        )
+    claimed = claim(runtime.sessions, [first, second], runtime.settings)
+    jobs = {job.delivery_id: job for job in claimed}
+    assert set(jobs) == {first, second}
+    outcomes = []
+    for delivery_id, step in zip((first, second), script, strict=True):
+        job = jobs[delivery_id]
+        job = replace(job, config={**job.config, "script": [step]})
+        outcomes.append(attempt_now(job, sender))
+    record(runtime.sessions, outcomes, runtime.settings.model_copy(update={"max_failures": 3}))
+    row = notification(runtime, nid)
+    assert row.number_of_failures == after
+    assert (row.disabled_at is not None) is still_disabled

@@ -25,7 +25,7 @@ from dispatcher.senders.netguard import (
     is_allowed_address,
     resolve,
 )
-from dispatcher.senders.transport import GuardedTransport, make_http_transport
+from dispatcher.senders.transport import GuardedResolver, GuardedTransport, make_http_transport
 
 LOOPBACK_ALLOWED = "127.0.0.0/8,::1/128"
 
@@ -370,3 +370,25 @@ def test_https_refuses_a_certificate_for_another_name(
     with pytest.raises(httpx.ConnectError, match="certificate"):
         post_all(tls_transport(ca), f"https://other.example.com:{port}/x")
     assert _Handler.requests == []
+
+
+def test_the_system_resolver_and_the_check_on_a_real_name() -> None:
+    """A real name through the real resolver (localhost, from /etc/hosts): the addresses it
+    gives are checked, and only those allowed are the ones a connection may use."""
+    assert "127.0.0.1" in resolve("localhost", 80)
+    with pytest.raises(AddressNotAllowedError, match=r"localhost resolves to .*127\.0\.0\.1"):
+        asyncio.run(GuardedResolver(Settings()).resolve("localhost", 80))
+    allowed = asyncio.run(
+        GuardedResolver(Settings(allowed_networks="127.0.0.0/8")).resolve("localhost", 80)
+    )
+    assert {entry["host"] for entry in allowed} == {"127.0.0.1"}
+    assert all(entry["hostname"] == "localhost" and entry["port"] == 80 for entry in allowed)
+
+
+def test_only_the_allowed_addresses_of_a_name_are_kept() -> None:
+    mixed = GuardedResolver(
+        Settings(allowed_networks="10.1.0.0/16"),
+        resolver=lambda host, port: ["10.2.0.1", "10.1.2.3", "93.184.215.14", "127.0.0.1"],
+    )
+    kept = [entry["host"] for entry in asyncio.run(mixed.resolve("hooks.example.com", 443))]
+    assert kept == ["10.1.2.3", "93.184.215.14"]
