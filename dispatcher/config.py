@@ -156,12 +156,17 @@ class Settings(BaseSettings):
     # delivery pipeline: doorbell, sender pool, recorder, sweep
     ring_lease_seconds: float = Field(default=30.0, gt=0)
     target_busy_delay: float = Field(default=1.0, ge=0)
+    target_stuck_after: float = Field(default=5.0, gt=0)
     worker_max_queued: int = Field(default=2000, ge=1)
     worker_per_host_queued: int = Field(default=500, ge=1)
     record_batch_size: int = Field(default=500, ge=1)
     record_interval: float = Field(default=0.02, gt=0)
+    record_backlog_max: int = Field(default=10_000, ge=1)
+    drain_seconds: float = Field(default=5.0, gt=0)
     sweep_batch_limit: int = Field(default=10_000, ge=1)
+    idempotency_window: str = "24h"
     worker_queue: str = "dispatcher"
+    worker_task_events: bool = True
 
     # operating it: delivery log, retention, readiness, metrics
     delivery_log_default_limit: int = Field(default=20, ge=1)
@@ -197,7 +202,7 @@ class Settings(BaseSettings):
         _parse_networks(value)
         return value
 
-    @field_validator("delivery_retention", "console_session_lifetime")
+    @field_validator("delivery_retention", "console_session_lifetime", "idempotency_window")
     @classmethod
     def _check_duration(cls, value: str) -> str:
         parse_duration(value)
@@ -216,6 +221,10 @@ class Settings(BaseSettings):
     @property
     def retention_seconds(self) -> float:
         return parse_duration(self.delivery_retention)
+
+    @property
+    def idempotency_seconds(self) -> float:
+        return parse_duration(self.idempotency_window)
 
     @property
     def console_session_seconds(self) -> float:

@@ -11,7 +11,12 @@ class RecordingDoorbell:
     def __init__(self) -> None:
         self.rung: list[str] = []
         self.rings = 0
+        self.sent = 0  # rings sent whatever the flag said
 
     def ring(self, delivery_ids: Sequence[str]) -> None:
         self.rings += 1
         self.rung.extend(delivery_ids)
+
+    def send(self) -> None:
+        self.rings += 1
+        self.sent += 1

@@ -37,12 +37,20 @@ class Doorbell(Protocol):
         every due delivery, and a ring while one is already out sends nothing."""
         ...
 
+    def send(self) -> None:
+        """Ring whatever the flag says: a drain asking for help or continuing, a hand-back
+        come due, or the sweep finding work older than the ring that is out."""
+        ...
+
 
 class SilentDoorbell:
     """Rings nobody: for a process with no broker and no worker of its own (the CLI, a Python
     producer on the embedded setup). The serving process's sweep finds the work."""
 
     def ring(self, delivery_ids: Sequence[str]) -> None:
+        return None
+
+    def send(self) -> None:
         return None
 
 

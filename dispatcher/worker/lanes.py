@@ -6,10 +6,12 @@ time (``time.monotonic()`` seconds). A *target* is where deliveries go (``method
 most ``per_target_concurrency`` sends in flight; lanes with work and a free slot take turns
 (round robin), so an endpoint that hangs holds only its own slots.
 
-A full lane is *stuck* when its target has not finished a send for ``busy_delay`` seconds
-(a lane seen for the first time gets that long to answer): the pool then hands further jobs
-of it back to pending rather than wait. A lane with nothing waiting and nothing in flight is
-forgotten, so a worker's memory does not grow with every host it has ever sent to.
+A full lane is *stuck* on evidence only: a send of its target has been in flight for
+``stuck_after`` seconds and the target has answered nothing since that send started. The
+pool then hands further jobs of it back to pending rather than wait for room. A target that
+was idle and then gets a burst is not stuck: its sends have only just started. A lane with
+nothing waiting and nothing in flight is forgotten, so a worker's memory does not grow with
+every host it has ever sent to.
 """
 
 from __future__ import annotations
@@ -23,17 +25,21 @@ from dispatcher.pipeline.claim import Job
 @dataclass
 class _Lane:
     waiting: deque[Job] = field(default_factory=deque)
-    inflight: int = 0
-    last_done: float = 0.0
+    started: list[float] = field(default_factory=list)  # of the sends in flight, oldest first
+    last_answer: float = float("-inf")
+
+    @property
+    def inflight(self) -> int:
+        return len(self.started)
 
 
 class Lanes:
     """The lanes of one pool (see the module docstring)."""
 
-    def __init__(self, per_target_concurrency: int, per_target_queued: int, busy_delay: float):
+    def __init__(self, per_target_concurrency: int, per_target_queued: int, stuck_after: float):
         self._concurrency = per_target_concurrency
         self._capacity = per_target_queued
-        self._busy_delay = busy_delay
+        self._stuck_after = stuck_after
         self._lanes: dict[str, _Lane] = {}
         self._ready: deque[str] = deque()
         self._ready_keys: set[str] = set()
@@ -49,19 +55,18 @@ class Lanes:
         return lane is not None and len(lane.waiting) >= self._capacity
 
     def is_stuck(self, key: str, now: float) -> bool:
-        """True for a full lane whose target has not finished a send lately."""
+        """True for a full lane whose oldest send in flight started ``stuck_after`` seconds ago
+        or more, with no answer from its target since."""
         lane = self._lanes.get(key)
-        return (
-            lane is not None
-            and len(lane.waiting) >= self._capacity
-            and now - lane.last_done >= self._busy_delay
-        )
+        if lane is None or len(lane.waiting) < self._capacity or not lane.started:
+            return False
+        return now - max(lane.started[0], lane.last_answer) >= self._stuck_after
 
-    def add(self, key: str, job: Job, now: float) -> bool:
+    def add(self, key: str, job: Job) -> bool:
         """Queue ``job`` in its lane; False (nothing queued) when the lane is full."""
         lane = self._lanes.get(key)
         if lane is None:
-            lane = self._lanes[key] = _Lane(last_done=now)
+            lane = self._lanes[key] = _Lane()
         if len(lane.waiting) >= self._capacity:
             return False
         lane.waiting.append(job)
@@ -80,12 +85,14 @@ class Lanes:
         self.queued -= 1
         return key, job
 
-    def begin(self, key: str) -> None:
-        """The job :meth:`next` gave is being sent: it is in flight until :meth:`finish`."""
+    def begin(self, key: str, now: float) -> float:
+        """The job :meth:`next` gave is being sent from ``now``: it is in flight until
+        :meth:`finish` with the time returned."""
         lane = self._lanes[key]
-        lane.inflight += 1
+        lane.started.append(now)
         self.busy += 1
         self._offer(key, lane)
+        return now
 
     def drop(self, key: str) -> None:
         """The job :meth:`next` gave is not sent (it is handed back)."""
@@ -93,11 +100,11 @@ class Lanes:
         self._offer(key, lane)
         self._forget_if_idle(key, lane)
 
-    def finish(self, key: str, now: float) -> None:
-        """A send of ``key`` has ended (whatever its outcome)."""
+    def finish(self, key: str, started: float, now: float) -> None:
+        """The send of ``key`` begun at ``started`` has ended (whatever its outcome)."""
         lane = self._lanes[key]
-        lane.inflight -= 1
-        lane.last_done = now
+        lane.started.remove(started)
+        lane.last_answer = now
         self.busy -= 1
         self._offer(key, lane)
         self._forget_if_idle(key, lane)

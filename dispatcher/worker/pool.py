@@ -9,12 +9,16 @@ most ``settings.worker_per_host_concurrency`` of a target in flight. When a targ
 full, :meth:`SenderPool.submit` waits for room while the target answers, and hands further
 jobs back to pending for ``settings.target_busy_delay`` seconds when it is stuck (no attempt
 is counted). A job whose lease would run out before its send could time out is handed back
-too, rather than risk a second sender.
+too, rather than risk a second sender. Whatever is handed back with a delay arranges its own
+wake-up: once it is recorded, ``wake`` is called when it is due again (the worker rings
+itself), so no hand-back waits for a sweep.
 
 :meth:`SenderPool.submit` is called from other threads and applies backpressure: it blocks
 while ``settings.worker_max_queued`` jobs wait. Outcomes go to the recorder thread, which
 calls :func:`dispatcher.pipeline.record.record` once per ``settings.record_batch_size``
-outcomes or ``settings.record_interval`` seconds.
+outcomes or ``settings.record_interval`` seconds. When the database cannot be reached, the
+outcomes are kept (at most ``settings.record_backlog_max``) and written when it is back, and
+no new send starts meanwhile: an outage costs no duplicate beyond what was in flight.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -34,24 +39,33 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.config import Settings
+from dispatcher.db import is_connection_error
 from dispatcher.models import utcnow
 from dispatcher.ops.logs import DELIVERY_ID
 from dispatcher.pipeline.attempt import Outcome, attempt, released
 from dispatcher.pipeline.claim import Job
 from dispatcher.pipeline.record import record
 from dispatcher.senders.base import Sender
+from dispatcher.vocabulary import AttemptResult
 from dispatcher.worker.lanes import Lanes
 
 log = logging.getLogger(__name__)
 
 Recorder = Callable[[Sequence[Outcome]], object]
 
+# How long the recorder waits before it tries again to reach the database, at first and at
+# most (doubling in between), and a margin after a hand-back's due time before it rings.
+RETRY_FIRST, RETRY_MOST = 0.1, 2.0
+WAKE_MARGIN = 0.05
+
 
 class SenderPool:
     """Send jobs concurrently on an event loop and record their outcomes in batches.
 
     Thread-safe. Call :meth:`stop` to finish: in-flight sends complete, waiting jobs are
-    handed back to pending, and every outcome is recorded before it returns."""
+    handed back to pending, and every outcome is recorded before it returns (within its
+    timeout). ``wake`` is called (on an executor thread) when work this pool handed back with
+    a delay is due again."""
 
     def __init__(
         self,
@@ -61,23 +75,29 @@ class SenderPool:
         *,
         recorder: Recorder | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._record: Recorder = recorder or (lambda outcomes: record(sessions, outcomes, settings))
         self._transport = http_transport
+        self._wake = wake
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._lanes = Lanes(
             settings.worker_per_host_concurrency,
             settings.worker_per_host_queued,
-            settings.target_busy_delay,
+            settings.target_stuck_after,
         )
         self._unrecorded = 0
         self._stopping = False
+        self._paused = False  # the database cannot be reached: no new send starts
         self._outcomes: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stop_by: float | None = None  # when stop() gives up recording
+        self._wake_at: float | None = None
+        self._wake_handle: asyncio.TimerHandle | None = None
         self._loop = asyncio.new_event_loop()
         # smtplib blocks: e-mail is sent on these threads, at most one target's worth at once
         self._loop.set_default_executor(
@@ -91,7 +111,8 @@ class SenderPool:
     # -- producers' side ----------------------------------------------------------------------
 
     def submit(self, jobs: Sequence[Job]) -> None:
-        """Queue ``jobs``; blocks while the pool already holds ``worker_max_queued`` jobs."""
+        """Queue ``jobs``; blocks while the pool already holds ``worker_max_queued`` jobs.
+        Once the pool is stopping, the jobs are handed back at once."""
         settings = self._settings
         overflow: list[Job] = []
         lanes = self._lanes
@@ -107,18 +128,26 @@ class SenderPool:
                     and not self._stopping
                     and not lanes.is_stuck(key, time.monotonic())
                 ):
+                    self._poke()  # what waits must be started for room (or evidence) to come
                     self._space.wait(settings.target_busy_delay)
-                if self._stopping or not lanes.add(key, job, time.monotonic()):
+                if self._stopping or not lanes.add(key, job):
                     overflow.append(job)
             self._unrecorded += len(jobs)
-        try:
-            self._loop.call_soon_threadsafe(self._pump)
-        except RuntimeError:
+        if not self._poke():
             # The pool has stopped and its loop is closed: what was queued here is never sent,
             # and its leases run out for the sweep to ring it again.
             log.warning("sender pool: %d deliveries submitted after stop", len(jobs))
+        delay = 0.0 if self._stopping else settings.target_busy_delay
         for job in overflow:
-            self._emit(released(job, settings.target_busy_delay))
+            self._emit(released(job, delay))
+
+    def _poke(self) -> bool:
+        """Have the loop start what it can; False when the loop is closed."""
+        try:
+            self._loop.call_soon_threadsafe(self._pump)
+        except RuntimeError:
+            return False
+        return True
 
     def _target_key(self, job: Job) -> str:
         sender = self._registry.get(job.method)
@@ -137,15 +166,15 @@ class SenderPool:
 
     def _pump(self) -> None:
         """Start a send for each ready target while fewer than ``worker_send_concurrency``
-        run; once stopping, hand every waiting job back instead."""
+        run (none while recording is paused); once stopping, hand every waiting job back."""
         # a job must be able to time out before its lease ends, or a second sender may start
         deadline = utcnow() + timedelta(seconds=self._settings.http_timeout + 1.0)
         limit = self._settings.worker_send_concurrency
-        starts: list[tuple[str, Job]] = []
+        starts: list[tuple[str, float, Job]] = []
         handed_back: list[Job] = []
         lanes = self._lanes
         with self._lock:
-            while lanes.busy < limit or self._stopping:
+            while self._stopping or (lanes.busy < limit and not self._paused):
                 taken = lanes.next()
                 if taken is None:
                     break
@@ -154,24 +183,23 @@ class SenderPool:
                     handed_back.append(job)
                     lanes.drop(key)
                     continue
-                lanes.begin(key)
-                starts.append((key, job))
+                starts.append((key, lanes.begin(key, time.monotonic()), job))
             if starts or handed_back:
                 self._space.notify_all()
         for job in handed_back:
             self._emit(released(job, 0.0))
-        for key, job in starts:
-            task = self._loop.create_task(self._send(key, job))
+        for key, started, job in starts:
+            task = self._loop.create_task(self._send(key, started, job))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, key: str, job: Job) -> None:
+    async def _send(self, key: str, started: float, job: Job) -> None:
         DELIVERY_ID.set(job.delivery_id)  # this task's lines name its delivery
         try:
             outcome = await attempt(job, self._registry)
         finally:
             with self._lock:
-                self._lanes.finish(key, time.monotonic())
+                self._lanes.finish(key, started, time.monotonic())
         self._emit(outcome)
         self._pump()
 
@@ -179,8 +207,25 @@ class SenderPool:
         """Let in-flight sends complete, then close the HTTP transport."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._wake_handle is not None:
+            self._wake_handle.cancel()
         if self._transport is not None:
             await self._transport.aclose()
+
+    def _schedule_wake(self, delay: float) -> None:
+        """On the loop: ring ``wake`` in ``delay`` seconds, unless a ring comes sooner."""
+        when = self._loop.time() + delay
+        if self._wake_at is not None and self._wake_at <= when:
+            return
+        if self._wake_handle is not None:
+            self._wake_handle.cancel()
+        self._wake_at = when
+        self._wake_handle = self._loop.call_at(when, self._ring)
+
+    def _ring(self) -> None:
+        self._wake_at = self._wake_handle = None
+        if self._wake is not None and not self._stopping:
+            self._loop.run_in_executor(None, self._wake)
 
     # -- recorder -----------------------------------------------------------------------------
 
@@ -189,34 +234,96 @@ class SenderPool:
 
     def _record_loop(self) -> None:
         settings = self._settings
-        finished = False
-        while not finished:
-            first = self._outcomes.get()
-            if first is None:
-                break
-            batch = [first]
-            deadline = time.monotonic() + settings.record_interval
-            while len(batch) < settings.record_batch_size:
-                remaining = deadline - time.monotonic()
-                try:
-                    item = self._outcomes.get(timeout=max(remaining, 0.001))
-                except queue.Empty:
-                    break
-                if item is None:
-                    finished = True
-                    break
-                batch.append(item)
-            self._write(batch)
+        backlog: deque[Outcome] = deque()
+        finished = failing = False
+        pause = RETRY_FIRST
+        while True:
+            if finished and not backlog:
+                return
+            if not backlog:
+                first = self._outcomes.get()
+                if first is None:
+                    return
+                backlog.append(first)
+                finished = self._take(backlog, settings.record_interval, fill=True)
+            elif failing:
+                # The database is away: wait a little, keeping what comes meanwhile.
+                finished = self._take(backlog, pause, fill=False) or finished
+            elif not finished:
+                finished = self._take(backlog, 0.0, fill=True)
+            size = min(len(backlog), settings.record_batch_size)
+            batch = [backlog.popleft() for _ in range(size)]
+            if self._write(batch):
+                failing, pause = False, RETRY_FIRST
+                continue
+            backlog.extendleft(reversed(batch))
+            failing, pause = True, min(pause * 2, RETRY_MOST)
+            self._trim(backlog)
+            if finished and self._stop_by is not None and time.monotonic() >= self._stop_by:
+                log.warning(
+                    "sender pool: %d outcomes not recorded at stop; their leases will run out",
+                    len(backlog),
+                )
+                self._forget(len(backlog))
+                return
 
-    def _write(self, batch: list[Outcome]) -> None:
+    def _take(self, backlog: deque[Outcome], wait: float, *, fill: bool) -> bool:
+        """Move the outcomes that arrive within ``wait`` seconds into ``backlog`` (with
+        ``fill``, no more than a batch); True when the end of the queue (stop) was reached."""
+        deadline = time.monotonic() + wait
+        while not (fill and len(backlog) >= self._settings.record_batch_size):
+            try:
+                item = self._outcomes.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                return False
+            if item is None:
+                return True
+            backlog.append(item)
+        return False
+
+    def _write(self, batch: list[Outcome]) -> bool:
+        """Record ``batch``; False (the batch is kept) when the database cannot be reached."""
         try:
             self._record(batch)
-        except SQLAlchemyError:
-            # The claims are still held; when their leases expire the sweep rings them again,
-            # so these deliveries are retried, never lost (at least once).
+        except SQLAlchemyError as exc:
+            if is_connection_error(exc):
+                self._set_paused(True)
+                log.warning(
+                    "could not record %d delivery outcomes, keeping them: %s",
+                    len(batch),
+                    type(exc).__name__,
+                )
+                return False
+            # Not the database's absence: a defect. The claims are still held; when their
+            # leases expire the sweep rings them again (at least once).
             log.exception("could not record %d delivery outcomes", len(batch))
+        self._set_paused(False)
+        delays = [o.delay for o in batch if o.result == AttemptResult.RELEASED and o.delay > 0]
+        if delays and self._wake is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._schedule_wake, max(delays) + WAKE_MARGIN)
+        self._forget(len(batch))
+        return True
+
+    def _trim(self, backlog: deque[Outcome]) -> None:
+        """Keep at most ``record_backlog_max`` outcomes: drop the oldest beyond (their
+        deliveries are sent again once their leases run out)."""
+        excess = len(backlog) - self._settings.record_backlog_max
+        if excess > 0:
+            for _ in range(excess):
+                backlog.popleft()
+            log.warning("sender pool: dropped %d unrecorded outcomes over the limit", excess)
+            self._forget(excess)
+
+    def _set_paused(self, paused: bool) -> None:
         with self._lock:
-            self._unrecorded -= len(batch)
+            was, self._paused = self._paused, paused
+        if was and not paused and not self._loop.is_closed():
+            log.info("sender pool: the database is back; sending again")
+            self._loop.call_soon_threadsafe(self._pump)
+
+    def _forget(self, count: int) -> None:
+        with self._lock:
+            self._unrecorded -= count
             if self._unrecorded <= 0:
                 self._idle.notify_all()
 
@@ -227,14 +334,21 @@ class SenderPool:
         with self._lock:
             return self._idle.wait_for(lambda: self._unrecorded <= 0, timeout)
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop accepting work, hand waiting jobs back, finish in-flight sends, close the
-        HTTP transport, record all."""
+    def begin_stop(self) -> None:
+        """Stop taking work at once: waiting jobs go back to pending, :meth:`submit` returns
+        (handing back what it is given) instead of waiting; in-flight sends finish."""
         with self._lock:
             self._stopping = True
             self._space.notify_all()
-        if self._sender.is_alive():
+        if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._pump)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """:meth:`begin_stop`, then finish in-flight sends, close the HTTP transport and
+        record all, giving up on what cannot be recorded within ``timeout``."""
+        self._stop_by = None if timeout is None else time.monotonic() + timeout
+        self.begin_stop()
+        if self._sender.is_alive():
             finished = asyncio.run_coroutine_threadsafe(self._finish(), self._loop)
             try:
                 finished.result(timeout)

@@ -17,82 +17,114 @@ def job(name: str) -> Job:
     return replace(BASE, delivery_id=name)
 
 
-def drain(lanes: Lanes) -> list[tuple[str, str]]:
-    """Start every job the lanes give now: (target, delivery id) in the order given."""
+def start_all(lanes: Lanes, now: float = 0.0) -> list[tuple[str, str, float]]:
+    """Start every job the lanes give now: (target, delivery id, started) in order."""
     started = []
     while (taken := lanes.next()) is not None:
         key, item = taken
-        lanes.begin(key)
-        started.append((key, item.delivery_id))
+        started.append((key, item.delivery_id, lanes.begin(key, now)))
     return started
 
 
 def test_targets_take_turns_within_their_slots() -> None:
-    lanes = Lanes(per_target_concurrency=2, per_target_queued=10, busy_delay=1.0)
+    lanes = Lanes(per_target_concurrency=2, per_target_queued=10, stuck_after=5.0)
     for name in ("a1", "a2", "a3"):
-        assert lanes.add("a", job(name), now=0.0)
-    assert lanes.add("b", job("b1"), now=0.0)
-    assert drain(lanes) == [("a", "a1"), ("b", "b1"), ("a", "a2")]  # a3 waits for a slot of a
-    assert (lanes.queued, lanes.busy) == (1, 3)
-    lanes.finish("a", now=0.5)
-    assert drain(lanes) == [("a", "a3")]
+        assert lanes.add("a", job(name))
+    assert lanes.add("b", job("b1"))
+    started = start_all(lanes)
+    assert [(key, name) for key, name, _ in started] == [("a", "a1"), ("b", "b1"), ("a", "a2")]
+    assert (lanes.queued, lanes.busy) == (1, 3)  # a3 waits for a slot of a
+    lanes.finish("a", started[0][2], now=0.5)
+    assert [(key, name) for key, name, _ in start_all(lanes, 0.5)] == [("a", "a3")]
     assert (lanes.queued, lanes.busy) == (0, 3)
 
 
 def test_a_full_lane_refuses_more() -> None:
-    lanes = Lanes(per_target_concurrency=1, per_target_queued=2, busy_delay=1.0)
-    assert lanes.add("a", job("1"), now=0.0) and lanes.add("a", job("2"), now=0.0)
+    lanes = Lanes(per_target_concurrency=1, per_target_queued=2, stuck_after=5.0)
+    assert lanes.add("a", job("1")) and lanes.add("a", job("2"))
     assert lanes.is_full("a") and not lanes.is_full("b")
-    assert not lanes.add("a", job("3"), now=0.0)
+    assert not lanes.add("a", job("3"))
     assert lanes.queued == 2
 
 
-@pytest.mark.parametrize(
-    ("last_answer", "now", "stuck"),
-    [(None, 0.5, False), (None, 1.0, True), (2.0, 2.9, False), (2.0, 3.0, True)],
-)
-def test_a_full_lane_is_stuck_when_its_target_has_not_answered_lately(
-    last_answer: float | None, now: float, stuck: bool
-) -> None:
-    lanes = Lanes(per_target_concurrency=1, per_target_queued=1, busy_delay=1.0)
-    lanes.add("a", job("1"), now=0.0)
-    drain(lanes)  # 1 in flight
-    lanes.add("a", job("2"), now=0.0)  # full
-    if last_answer is not None:
-        lanes.add("a", job("x"), now=0.0)  # refused: the lane is full
-        lanes.finish("a", now=last_answer)
-        drain(lanes)
-        lanes.add("a", job("3"), now=last_answer)
+def full_lane_with_a_send_in_flight(started_at: float) -> Lanes:
+    lanes = Lanes(per_target_concurrency=1, per_target_queued=1, stuck_after=5.0)
+    lanes.add("a", job("1"))
+    start_all(lanes, started_at)
+    lanes.add("a", job("2"))
     assert lanes.is_full("a")
-    assert lanes.is_stuck("a", now) is stuck
+    return lanes
 
 
-def test_a_lane_that_is_not_full_is_never_stuck() -> None:
-    lanes = Lanes(per_target_concurrency=1, per_target_queued=5, busy_delay=1.0)
-    lanes.add("a", job("1"), now=0.0)
+@pytest.mark.parametrize(("now", "stuck"), [(104.9, False), (105.0, True), (200.0, True)])
+def test_a_full_lane_is_stuck_when_a_send_waits_that_long_for_an_answer(
+    now: float, stuck: bool
+) -> None:
+    assert full_lane_with_a_send_in_flight(started_at=100.0).is_stuck("a", now) is stuck
+
+
+def test_an_answer_since_the_oldest_send_started_is_evidence_of_life() -> None:
+    lanes = Lanes(per_target_concurrency=2, per_target_queued=1, stuck_after=5.0)
+    lanes.add("a", job("1"))
+    ((_, _, first),) = start_all(lanes, 100.0)
+    lanes.add("a", job("2"))
+    ((_, _, second),) = start_all(lanes, 101.0)
+    lanes.add("a", job("3"))  # waits: both slots are taken
+    assert lanes.is_full("a")
+    assert lanes.is_stuck("a", 105.0)  # the oldest send waits 5 s, nothing answered
+    lanes.finish("a", second, now=103.0)  # the later send answered
+    start_all(lanes, 103.0)
+    lanes.add("a", job("4"))
+    assert lanes.is_full("a")
+    assert not lanes.is_stuck("a", 107.9)  # 4.9 s since the last answer
+    assert lanes.is_stuck("a", 108.0)
+    lanes.finish("a", first, now=108.0)
+    assert not lanes.is_stuck("a", 108.0)
+
+
+def test_an_idle_target_that_gets_a_burst_is_not_stuck() -> None:
+    """A target last heard of long ago: its lane fills before the first answer comes."""
+    lanes = Lanes(per_target_concurrency=1, per_target_queued=3, stuck_after=5.0)
+    lanes.add("a", job("old"))
+    ((key, _, started),) = start_all(lanes, 0.0)
+    lanes.finish(key, started, now=0.1)  # idle from here
+    for name in ("1", "2", "3"):
+        lanes.add("a", job(name))
+    start_all(lanes, 20.0)  # the burst, 20 s later: one in flight
+    lanes.add("a", job("4"))
+    assert lanes.is_full("a")
+    assert not lanes.is_stuck("a", 20.5)
+    assert lanes.is_stuck("a", 25.0)  # that send has waited 5 s without an answer
+
+
+def test_a_lane_that_is_not_full_or_never_seen_is_never_stuck() -> None:
+    lanes = Lanes(per_target_concurrency=1, per_target_queued=5, stuck_after=5.0)
+    lanes.add("a", job("1"))
+    start_all(lanes, 0.0)
     assert not lanes.is_stuck("a", now=100.0)
     assert not lanes.is_stuck("never-seen", now=100.0)
 
 
 def test_idle_lanes_are_forgotten() -> None:
-    lanes = Lanes(per_target_concurrency=4, per_target_queued=5, busy_delay=1.0)
+    lanes = Lanes(per_target_concurrency=4, per_target_queued=5, stuck_after=5.0)
     for host in range(100):
-        lanes.add(f"host-{host}", job(str(host)), now=0.0)
-    started = drain(lanes)
+        lanes.add(f"host-{host}", job(str(host)))
+    started = start_all(lanes)
     assert len(lanes) == 100
-    for key, _ in started:
-        lanes.finish(key, now=1.0)
+    for key, _, begun in started:
+        lanes.finish(key, begun, now=1.0)
     assert len(lanes) == 0
     assert (lanes.queued, lanes.busy) == (0, 0)
 
 
 def test_a_job_dropped_instead_of_sent_frees_its_place() -> None:
-    lanes = Lanes(per_target_concurrency=1, per_target_queued=5, busy_delay=1.0)
-    lanes.add("a", job("1"), now=0.0)
-    lanes.add("a", job("2"), now=0.0)
+    lanes = Lanes(per_target_concurrency=1, per_target_queued=5, stuck_after=5.0)
+    lanes.add("a", job("1"))
+    lanes.add("a", job("2"))
     key, first = lanes.next() or ("", BASE)
     lanes.drop(key)  # handed back: not in flight, the next one may start
     assert first.delivery_id == "1" and lanes.busy == 0
-    assert drain(lanes) == [("a", "2")]
-    lanes.finish("a", now=0.1)
+    ((_, name, begun),) = start_all(lanes)
+    assert name == "2"
+    lanes.finish("a", begun, now=0.1)
     assert len(lanes) == 0
