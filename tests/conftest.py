@@ -32,6 +32,7 @@ from dispatcher.db import Base, upgrade
 from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.service import tokens
 from tests.doubles import RecordingDoorbell
+from tests.tcpproxy import TCPProxy
 
 POSTGRES_ADMIN = os.environ.get(
     "DISPATCHER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -192,3 +193,17 @@ def make_token(server: LiveServer) -> MakeToken:
         return secret
 
     return make
+
+
+@pytest.fixture
+def proxied_postgres(postgres_database: Callable[[], str]) -> Iterator[tuple[str, TCPProxy]]:
+    """A fresh migrated PostgreSQL database reached through a TCP proxy the test can stop (the
+    database goes away) and start again: ``(url through the proxy, proxy)``."""
+    direct = postgres_database()
+    upgrade(direct)
+    proxy = TCPProxy(("127.0.0.1", 5432))
+    proxy.start()
+    try:
+        yield direct.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"), proxy
+    finally:
+        proxy.stop()

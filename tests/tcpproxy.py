@@ -19,9 +19,16 @@ class TCPProxy:
         self._lock = threading.Lock()
 
     def start(self) -> None:
+        """Listen (again); nothing happens when the proxy is already listening."""
+        if self._listener is not None:
+            return
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        try:
+            listener.bind(("127.0.0.1", self.port))
+        except OSError:
+            listener.close()
+            raise
         listener.listen(64)
         self.port = listener.getsockname()[1]
         self._listener = listener

@@ -14,9 +14,12 @@ from dispatcher.cli.common import cli_runtime
 def register(commands: Any) -> None:
     scheduler = commands.add_parser(
         "scheduler",
-        help="run the sweep that rings due retries and deliveries whose worker vanished",
+        help="run the sweep in a process of its own (optional: every worker sweeps too)",
         description="Every DISPATCHER_SWEEP_INTERVAL seconds, ring the deliveries that are "
-        "pending and due and that no live worker holds. One is enough; more are harmless.",
+        "pending and due and that no live worker holds, and prune the delivery log. Every "
+        "`dispatcher worker` process runs the same sweep, one at a time under a leader lease "
+        "in the database, so this command is optional: run it if you want the sweep in a "
+        "process of its own. It takes its turn under the same lease.",
     )
     scheduler.add_argument(
         "--once", action="store_true", help="sweep once, print how many were rung, and exit"
@@ -27,6 +30,7 @@ def register(commands: Any) -> None:
 def _scheduler(args: argparse.Namespace) -> int:
     from dispatcher.ops.logs import configure_logging
     from dispatcher.pipeline.sweep import sweep
+    from dispatcher.worker.leader import leader_lease
     from dispatcher.worker.sweeper import run_sweeper
 
     with cli_runtime() as runtime:
@@ -41,5 +45,6 @@ def _scheduler(args: argparse.Namespace) -> int:
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-        run_sweeper(runtime, stop)
+        lease = leader_lease(runtime.engine, runtime.settings.worker_queue)
+        run_sweeper(runtime, stop, lease)
     return 0
