@@ -29,13 +29,11 @@ def register(commands: Any) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from celery.signals import setup_logging
-
     from dispatcher.config import get_settings
     from dispatcher.db import upgrade
     from dispatcher.ops.logs import configure_logging
     from dispatcher.ops.metrics import start_metrics_server
-    from dispatcher.worker.app import create_celery
+    from dispatcher.worker.app import worker_app
 
     settings = get_settings()
     if not settings.broker_url:
@@ -45,18 +43,14 @@ def _worker(args: argparse.Namespace) -> int:
         )
     configure_logging(settings)
     upgrade(settings.database_url)
-    # Our handler and secret filter instead of Celery's own logging set-up.
-    setup_logging.connect(lambda **_: configure_logging(settings), weak=False)
     # Before Celery forks any child, so prefork children share the metrics directory.
     start_metrics_server(settings)
-    app = create_celery(settings)
-    app.dispatcher_context.attach()
+    app = worker_app(settings)
     # The banner is a picture, not a log line; --quiet is an option of celery, not of worker.
     argv = ["--quiet"] if settings.log_format == "json" else []
     argv += ["worker", f"--pool={args.pool}", f"--queues={settings.worker_queue}"]
     argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     argv.append(f"--loglevel={settings.log_level}")
-    _log_celery_notices()
     if args.concurrency:
         argv.append(f"--concurrency={args.concurrency}")
     extra = list(args.celery_args)
@@ -64,19 +58,3 @@ def _worker(args: argparse.Namespace) -> int:
         extra = extra[1:]
     app.worker_main(argv + extra)
     return 0
-
-
-def _log_celery_notices() -> None:
-    """Celery writes its shutdown notices (``worker: Warm shutdown (MainProcess)``) straight to
-    the terminal's file descriptors; send them through logging, like every other line of the
-    process, so they are formatted (one JSON object with JSON logs) and scrubbed."""
-    import logging
-
-    from celery.apps import worker as celery_worker
-
-    notices = logging.getLogger("celery.worker")
-
-    def say(message: str, _stream: object = None) -> None:
-        notices.warning("%s", message.strip())
-
-    celery_worker.safe_say = say

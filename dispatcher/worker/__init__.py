@@ -10,5 +10,22 @@
 * :mod:`~dispatcher.worker.embedded` — worker and sweep as threads of ``dispatcher serve``
   when no broker is configured.
 
-Nothing here does I/O at import time.
+Nothing here does I/O at import time. ``celery -A dispatcher.worker …`` finds :data:`app`:
+the worker's Celery app, made on first use from the ``DISPATCHER_*`` settings.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    """``app`` (and ``celery``, the other name Celery looks for), made once, on first use."""
+    if name not in ("app", "celery"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from dispatcher.config import get_settings
+    from dispatcher.worker.app import worker_app
+
+    made = worker_app(get_settings())
+    globals().update(app=made, celery=made)  # made once: later lookups find it here
+    return made

@@ -38,7 +38,8 @@ def client_app(settings: Settings) -> Any:
 def configure(app: Any, settings: Settings) -> None:
     """The settings every dispatcher Celery app shares, chosen for at-least-once delivery:
     acknowledged after the task ran (``task_acks_late``, ``task_reject_on_worker_lost``), one
-    message per process at a time, JSON only, no result backend."""
+    message per process at a time, JSON only, no result backend. A worker sends task events
+    (what Flower and ``celery events`` show) unless ``settings.worker_task_events`` is off."""
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -49,7 +50,7 @@ def configure(app: Any, settings: Settings) -> None:
         task_default_queue=settings.worker_queue,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        worker_send_task_events=False,
+        worker_send_task_events=settings.worker_task_events,
         task_send_sent_event=False,
     )
 

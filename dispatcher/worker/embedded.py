@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from dispatcher.pipeline.doorbell import LocalDoorbell
 from dispatcher.runtime import Runtime
 from dispatcher.worker.context import WorkerContext, build_context
-from dispatcher.worker.sweeper import run_sweeper
+from dispatcher.worker.leader import leader_lease
+from dispatcher.worker.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -29,28 +28,20 @@ class EmbeddedWorker:
         self.context = context
         self.doorbell = LocalDoorbell()
         runtime.doorbell = self.doorbell
-        self._stop = threading.Event()
         self._consumer = threading.Thread(target=self._consume, name="embedded-worker", daemon=True)
-        self._sweeper = threading.Thread(
-            target=run_sweeper, args=(runtime, self._stop), name="embedded-sweep", daemon=True
-        )
         self._consumer.start()
-        self._sweeper.start()
+        lease = leader_lease(runtime.engine, runtime.settings.worker_queue)
+        self._sweeper = Sweeper(runtime, lease, name="embedded-sweep")
 
     def _consume(self) -> None:
         while self.doorbell.rings.get():
-            try:
-                self.context.drain(self.doorbell.flag)
-            except SQLAlchemyError as exc:
-                # what was not claimed stays due; the sweep rings again
-                self.doorbell.flag.clear()
-                log.warning("embedded worker: could not claim deliveries: %s", exc)
+            self.context.drain(self.doorbell.flag, ask_for_help=self.doorbell.send)
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Stop the sweep and the consumer, then the sender pool (in-flight sends finish)."""
-        self._stop.set()
+        self._sweeper.stop(timeout)
+        self.context.begin_stop()
         self.doorbell.close()
-        self._sweeper.join(timeout)
         self._consumer.join(timeout)
         self.context.close(timeout)
 

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
+from sqlalchemy import select
+
+from dispatcher.models import Delivery
+from tests.conftest import empty_tables, free_port, settings_for
+from tests.unit.pipeline_helpers import emit, notify
+
 
 def test_ring_flags() -> None:
     import fakeredis
@@ -37,3 +44,44 @@ def test_ring_flags() -> None:
     doorbell.flag.clear()
     doorbell.ring(["c"])
     assert App.sent == 2
+
+
+# -- when Redis or the broker is gone ----------------------------------------------------------
+
+
+def test_an_unreachable_redis_flag_errs_on_the_side_of_ringing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from dispatcher.config import Settings
+    from dispatcher.pipeline.doorbell import RedisRingFlag, ring_flag
+
+    flag = ring_flag(Settings(broker_url=f"redis://127.0.0.1:{free_port()}/0"))
+    assert isinstance(flag, RedisRingFlag)
+    started = time.monotonic()
+    assert flag.acquire() and flag.acquire()  # every producer rings rather than none
+    assert time.monotonic() - started < 2  # and a producer is not held up by it
+    flag.clear()  # logged, never raised into a drain
+    assert "could not clear the ring flag" in caplog.text
+
+
+def test_an_unreachable_broker_loses_nothing_and_the_next_ring_tries_again(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dispatcher.pipeline.doorbell import BrokerDoorbell, LocalRingFlag
+    from dispatcher.runtime import create_runtime
+    from dispatcher.worker.bell import client_app, sender
+
+    settings = settings_for(database_url, broker_url=f"redis://127.0.0.1:{free_port()}/0")
+    doorbell = BrokerDoorbell(LocalRingFlag(), sender(client_app(settings)))
+    runtime = create_runtime(settings, doorbell)
+    try:
+        notify(runtime)
+        ids = emit(runtime)  # rings, and the broker is not there
+        assert "broker unreachable" in caplog.text
+        assert doorbell.flag.acquire()  # cleared: the next producer or sweep rings again
+        with runtime.sessions() as session:
+            statuses = session.scalars(select(Delivery.status).where(Delivery.id.in_(ids))).all()
+        assert statuses == ["pending"]  # stored and due: the sweep rings when the broker is back
+    finally:
+        empty_tables(runtime)
+        runtime.close()
