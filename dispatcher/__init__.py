@@ -26,6 +26,8 @@ def emit(
     event: str,
     data: dict[str, Any],
     performer: dict[str, Any] | None = None,
+    *,
+    idempotency_key: str | None = None,
 ) -> EmitResult:
     """Report ``event`` (e.g. ``"repo_push"``) for ``repository`` (``"namespace/name"``).
 
@@ -33,13 +35,22 @@ def emit(
     delivery per enabled notification whose filter matches, commits, and rings the workers.
     Uses the process-wide settings (``DISPATCHER_*``) and one runtime per process, made on
     first use with the database migrated and closed at exit. Returns the event id and the
-    delivery ids. Raises :class:`~dispatcher.errors.InvalidRequestError` for an unknown event
-    or bad data."""
+    delivery ids. With ``idempotency_key``, the same report sent again within
+    ``DISPATCHER_IDEMPOTENCY_WINDOW`` stores nothing and returns the first result
+    (``replayed``): retry with the same key after an error. Raises
+    :class:`~dispatcher.errors.InvalidRequestError` for an unknown event or bad data."""
     from dispatcher.service.emit import emit as emit_event
 
     runtime = _runtime()
     return emit_event(
-        runtime.sessions, runtime.settings, runtime.doorbell, repository, event, data, performer
+        runtime.sessions,
+        runtime.settings,
+        runtime.doorbell,
+        repository,
+        event,
+        data,
+        performer,
+        idempotency_key=idempotency_key,
     )
 
 

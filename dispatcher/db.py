@@ -21,7 +21,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 # wherever dispatcher is installed. The repository's alembic.ini names the same location.
 MIGRATIONS = "dispatcher:migrations"
 # The newest migration; a test checks it against the migration scripts.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0006"
 
 
 class Base(DeclarativeBase):
@@ -151,3 +151,4 @@ def request_session(sessions: sessionmaker[Session]) -> Iterator[Session]:
         except DBAPIError as exc:
             if not is_connection_error(exc):
                 raise
+            session.invalidate()  # close the dead connection itself, not just forget it

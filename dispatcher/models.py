@@ -213,6 +213,21 @@ class ExpiryAnnouncement(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class IdempotencyKey(Base):
+    """A producer's idempotency key and what its emit stored, so that the same report sent
+    again (a retry after an error) is answered with the first result and stores nothing."""
+
+    __tablename__ = "idempotency_keys"
+
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36))
+    delivery_ids: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class AuthorizedEmail(Base):
     """An e-mail address confirmed, or waiting to be, for one repository's e-mail notifications
     (Quay's RepositoryAuthorizedEmail). Only the SHA-256 of the confirmation code is stored."""

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -40,7 +41,13 @@ class EventAccepted(BaseModel):
     status_code=202,
     operation_id="emitRepositoryEvent",
     summary="Report a repository event; its matching notifications are delivered",
-    responses=PROBLEM_RESPONSES,
+    responses={
+        **PROBLEM_RESPONSES,
+        200: {
+            "model": EventAccepted,
+            "description": "Reported before with this Idempotency-Key: nothing new was stored",
+        },
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -49,7 +56,18 @@ class EventAccepted(BaseModel):
     },
 )
 async def emit_event(
-    request: Request, full_name: EventsRepositoryNameDep, runtime: RuntimeDep
+    request: Request,
+    response: Response,
+    full_name: EventsRepositoryNameDep,
+    runtime: RuntimeDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            description="Send the same key again (a retry after an error) within "
+            "DISPATCHER_IDEMPOTENCY_WINDOW and nothing new is stored: the answer is the "
+            "first one's, with 200 instead of 202.",
+        ),
+    ] = None,
 ) -> EventAccepted:
     # The body is complete and bounded by now (dispatcher.api.limits); its values are checked
     # by the producer, as for every other producer.
@@ -64,7 +82,7 @@ async def emit_event(
     if not isinstance(data, dict) or not isinstance(performer, dict | None):
         raise InvalidRequestError(_SHAPE)
     result = await run_in_threadpool(
-        emit.emit,
+        partial(emit.emit, idempotency_key=idempotency_key),
         runtime.sessions,
         runtime.settings,
         runtime.doorbell,
@@ -73,4 +91,6 @@ async def emit_event(
         data,
         performer,
     )
+    if result.replayed:
+        response.status_code = 200
     return EventAccepted(event_id=result.event_id, deliveries=result.deliveries)

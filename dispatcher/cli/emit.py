@@ -27,6 +27,12 @@ def register(commands: Any) -> None:
         help='event fields as a JSON object, e.g. \'{"updated_tags": ["v1"]}\'',
     )
     emit.add_argument("--performer", default=None, help="who caused it, as a JSON object")
+    emit.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="retry-safe: the same key again within DISPATCHER_IDEMPOTENCY_WINDOW stores "
+        "nothing and prints the first report's event",
+    )
     emit.add_argument("--json", action="store_true", help="print JSON")
     emit.set_defaults(handler=_emit)
 
@@ -57,9 +63,19 @@ def _emit(args: argparse.Namespace) -> int:
             args.event,
             data,
             performer,
+            idempotency_key=args.idempotency_key,
         )
     if args.json:
-        print_json({"event_id": result.event_id, "deliveries": result.deliveries})
+        print_json(
+            {
+                "event_id": result.event_id,
+                "deliveries": result.deliveries,
+                "replayed": result.replayed,
+            }
+        )
+    elif result.replayed:
+        queued = counted(result.deliveries, "delivery", "deliveries")
+        print(f"event {result.event_id}: reported before with this key ({queued}); nothing new")
     else:
         queued = counted(result.deliveries, "delivery", "deliveries")
         print(f"event {result.event_id}: {queued} queued")

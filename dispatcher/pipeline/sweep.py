@@ -18,7 +18,7 @@ from sqlalchemy import Table, delete, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.config import Settings
-from dispatcher.models import Attempt, Delivery, Event, utcnow
+from dispatcher.models import Attempt, Delivery, Event, IdempotencyKey, utcnow
 from dispatcher.pipeline.claim import due
 from dispatcher.pipeline.doorbell import Doorbell
 from dispatcher.vocabulary import FINAL_STATUSES
@@ -36,15 +36,26 @@ def sweep(
     now: datetime | None = None,
 ) -> int:
     """Count the due deliveries (at most ``settings.sweep_batch_limit``) and ring if there are
-    any; return the count. Ringing while a ring is out costs nothing."""
+    any; return the count. Ringing while a ring is out costs nothing, but when the oldest of
+    them has waited a whole ``sweep_interval`` the ring that is out is not doing its work (a
+    drain died holding the flag, a message was lost): then it rings whatever the flag says, so
+    that work flows again within a sweep interval, not the flag's lifetime."""
     now = now or utcnow()
     table = DELIVERY_TABLE
-    waiting = select(table.c.id).where(due(now)).limit(settings.sweep_batch_limit).subquery()
+    waiting = (
+        select(table.c.next_attempt_at).where(due(now)).limit(settings.sweep_batch_limit).subquery()
+    )
     with sessions() as session:
-        count = session.scalar(select(func.count()).select_from(waiting)) or 0
+        count, oldest = session.execute(
+            select(func.count(), func.min(waiting.c.next_attempt_at)).select_from(waiting)
+        ).one()
     if count:
-        doorbell.ring([])
-    return count
+        stale = oldest is not None and oldest <= now - timedelta(seconds=settings.sweep_interval)
+        if stale:
+            doorbell.send()
+        else:
+            doorbell.ring([])
+    return int(count)
 
 
 def prune_expired(sessions: sessionmaker[Session], settings: Settings) -> int:
@@ -61,7 +72,8 @@ def prune_expired(sessions: sessionmaker[Session], settings: Settings) -> int:
 def prune(session: Session, settings: Settings, *, now: datetime | None = None) -> int:
     """Delete finished deliveries (succeeded, failed, skipped) created more than
     ``retention_seconds`` ago, with their attempts, then the events older than that which no
-    delivery refers to. A delivery still pending is kept, however old: pruning never loses one.
+    delivery refers to, and the idempotency keys older than their window. A delivery still
+    pending is kept, however old: pruning never loses one.
 
     Works in batches of ``retention_batch_size``, committing after each, so a large backlog
     never holds long locks. Returns the number of deliveries deleted."""
@@ -80,6 +92,8 @@ def prune(session: Session, settings: Settings, *, now: datetime | None = None) 
         session.execute(delete(Delivery).where(Delivery.id.in_(ids)))
         session.commit()
         deleted += len(ids)
+    forgotten = (now or utcnow()) - timedelta(seconds=settings.idempotency_seconds)
+    session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < forgotten))
     orphaned = ~exists().where(Delivery.event_id == Event.id)
     session.execute(
         delete(Event)

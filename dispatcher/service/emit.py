@@ -17,14 +17,16 @@ announced yet for that expiry time (``tags`` as names, ``expiring_in``, ``notifi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, Text, and_, bindparam, select
+from sqlalchemy import Table, Text, and_, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.bounds import check_text, check_value
@@ -35,6 +37,7 @@ from dispatcher.models import (
     Delivery,
     Event,
     ExpiryAnnouncement,
+    IdempotencyKey,
     Notification,
     Repository,
     utcnow,
@@ -55,6 +58,7 @@ class EmitResult:
 
     event_id: str
     delivery_ids: tuple[str, ...]
+    replayed: bool = False  # an earlier emit with the same idempotency key stored it
 
     @property
     def deliveries(self) -> int:
@@ -69,13 +73,20 @@ def emit(
     event: str,
     data: Mapping[str, Any],
     performer: Mapping[str, Any] | None = None,
+    *,
+    idempotency_key: str | None = None,
 ) -> EmitResult:
     """Store ``event`` for ``repository`` (``namespace/name``), fan it out, commit, then ring.
 
     ``sessions`` is the runtime's session factory. Raises InvalidRequestError (unknown event,
     bad repository name, data that is not an object or breaks :mod:`dispatcher.bounds`, bad
-    expiry times); nothing is stored then.
-    """
+    expiry times, a bad idempotency key); nothing is stored then.
+
+    With an ``idempotency_key``, an emit of the same repository and key within
+    ``settings.idempotency_window`` stores nothing and returns what the first one stored
+    (``replayed``): a producer that got an error (a commit whose answer was lost, say) can
+    send the same report again without it being delivered twice. The key is stored in the
+    transaction of the event, so either both are or neither is."""
     namespace, name = parse_repository_name(repository)
     check_text(event, "event")
     event_type = get_event(event)
@@ -83,15 +94,101 @@ def emit(
         raise InvalidRequestError("Event data must be a JSON object")
     if performer is not None and not isinstance(performer, Mapping):
         raise InvalidRequestError("performer must be a JSON object")
+    if idempotency_key is not None:
+        check_idempotency_key(idempotency_key)
     limits = {"max_depth": settings.max_json_depth, "max_bytes": settings.max_event_bytes}
     check_value(data, "data", **limits)
     check_value(performer, "performer", **limits)
     with sessions() as session:
+        if idempotency_key is not None:
+            earlier = _replay(session, settings, namespace, name, idempotency_key)
+            if earlier is not None:
+                return earlier
         result = fan_out(session, settings, namespace, name, event_type, data, performer)
-        session.commit()
+        try:
+            if idempotency_key is not None:
+                _remember(session, settings, namespace, name, idempotency_key, result)
+            session.commit()
+        except IntegrityError:
+            # Another emit with the same key committed first: answer with what it stored.
+            session.rollback()
+            earlier = _replay(session, settings, namespace, name, str(idempotency_key))
+            if earlier is None:
+                raise
+            return earlier
     if result.delivery_ids:
         doorbell.ring(result.delivery_ids)
     return result
+
+
+# An idempotency key: what the header and the option take (Stripe's and the IETF draft's
+# shape: an opaque token of visible ASCII).
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def check_idempotency_key(key: str) -> None:
+    """InvalidRequestError unless ``key`` is 1 to 255 visible ASCII characters."""
+    if not isinstance(key, str) or _IDEMPOTENCY_KEY.fullmatch(key) is None:
+        raise InvalidRequestError(
+            "An idempotency key is 1 to 255 visible ASCII characters (no spaces)"
+        )
+
+
+def _key_row(namespace: str, name: str, key: str) -> Any:
+    return (
+        select(IdempotencyKey)
+        .join(Repository, Repository.id == IdempotencyKey.repository_id)
+        .where(
+            Repository.namespace == namespace,
+            Repository.name == name,
+            IdempotencyKey.key == key,
+        )
+    )
+
+
+def _replay(
+    session: Session, settings: Settings, namespace: str, name: str, key: str
+) -> EmitResult | None:
+    """What an emit with ``key`` stored within the window, or None."""
+    since = utcnow() - timedelta(seconds=settings.idempotency_seconds)
+    row = session.scalars(
+        _key_row(namespace, name, key).where(IdempotencyKey.created_at >= since)
+    ).one_or_none()
+    if row is None:
+        return None
+    return EmitResult(row.event_id, tuple(row.delivery_ids), replayed=True)
+
+
+def _remember(
+    session: Session,
+    settings: Settings,
+    namespace: str,
+    name: str,
+    key: str,
+    result: EmitResult,
+) -> None:
+    """Store ``key`` with ``result``, replacing the same key from before the window."""
+    repository_id = session.scalars(
+        select(Repository.id).where(Repository.namespace == namespace, Repository.name == name)
+    ).one()
+    since = utcnow() - timedelta(seconds=settings.idempotency_seconds)
+    session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.repository_id == repository_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.created_at < since,
+        )
+    )
+    session.add(
+        IdempotencyKey(
+            repository_id=repository_id,
+            key=key,
+            event_id=result.event_id,
+            delivery_ids=list(result.delivery_ids),
+            created_at=utcnow(),
+        )
+    )
+    session.flush()
 
 
 class RepositoryKey(NamedTuple):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.bounds import is_valid_name
 from dispatcher.errors import InvalidRequestError, NotFoundError, echo
-from dispatcher.models import AuthorizedEmail, Event, Notification, Repository
+from dispatcher.models import AuthorizedEmail, Event, IdempotencyKey, Notification, Repository
 from dispatcher.pipeline import outbox
 
 
@@ -84,6 +84,7 @@ def remove_repository(session: Session, full_name: str) -> int:
     session.execute(delete(Event).where(Event.repository_id == repository.id))
     session.execute(delete(Notification).where(Notification.repository_id == repository.id))
     session.execute(delete(AuthorizedEmail).where(AuthorizedEmail.repository_id == repository.id))
+    session.execute(delete(IdempotencyKey).where(IdempotencyKey.repository_id == repository.id))
     session.execute(delete(Repository).where(Repository.id == repository.id))
     session.expunge(repository)
     return count

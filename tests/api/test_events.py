@@ -96,3 +96,42 @@ def test_bad_bodies_are_400(
     with server.runtime.sessions() as session:
         assert session.scalars(select(Event)).all() == []
         assert repositories.find_repository(session, "acme", "web") is None
+
+
+def test_a_retry_with_the_same_idempotency_key_answers_200_with_the_first_event(
+    server: LiveServer, http: httpx.Client, make_token: MakeToken
+) -> None:
+    admin = bearer(make_token(grants=("acme/*",)))
+    with server.runtime.sessions.begin() as session:
+        repositories.add_repository(session, "acme/web")
+    assert http.post("/api/v1/repository/acme/web/notification/", json=HOOK, headers=admin)
+    producer = bearer(make_token(scopes=("events:write",), grants=("acme/web",)))
+    report = {"event": "repo_push", "data": {"updated_tags": ["v1"]}}
+
+    first = http.post(URL, json=report, headers={**producer, "Idempotency-Key": "build-42"})
+    again = http.post(URL, json=report, headers={**producer, "Idempotency-Key": "build-42"})
+    other = http.post(URL, json=report, headers={**producer, "Idempotency-Key": "build-43"})
+
+    assert first.status_code == 202, first.text
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert other.status_code == 202 and other.json()["event_id"] != first.json()["event_id"]
+    with server.runtime.sessions() as session:
+        assert len(session.scalars(select(Event)).all()) == 2
+        assert len(session.scalars(select(Delivery)).all()) == 2
+
+
+@pytest.mark.parametrize("key", ["has space", "x" * 256, "ключ"])
+def test_a_bad_idempotency_key_is_a_400_and_stores_nothing(
+    server: LiveServer, http: httpx.Client, make_token: MakeToken, key: str
+) -> None:
+    producer = bearer(make_token(scopes=("events:write",), grants=("acme/*",)))
+    response = http.post(
+        URL,
+        json={"event": "repo_push", "data": {}},
+        headers=[*producer.items(), ("Idempotency-Key", key.encode())],
+    )
+    assert response.status_code == 400, response.text
+    assert "idempotency key" in response.json()["detail"]
+    with server.runtime.sessions() as session:
+        assert session.scalars(select(Event)).all() == []

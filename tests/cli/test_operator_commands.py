@@ -220,3 +220,23 @@ def test_emit_counts_its_deliveries_in_words(database: Runtime, cli: CLI) -> Non
     with database.sessions.begin() as session:
         add_notification(session)
     assert cli("emit", "acme/web", "repo_push", *data).stdout.endswith(": 2 deliveries queued\n")
+
+
+def test_emit_with_an_idempotency_key_reports_once(database: Runtime, cli: CLI) -> None:
+    with database.sessions.begin() as session:
+        add_notification(session)
+    report = ["emit", "acme/web", "repo_push", "--data", "{}", "--idempotency-key", "job-7"]
+    first = json.loads(cli(*report, "--json").stdout)
+    again = cli(*report)
+    replayed = json.loads(cli(*report, "--json").stdout)
+
+    assert first["replayed"] is False and first["deliveries"] == 1
+    assert again.stdout == (
+        f"event {first['event_id']}: reported before with this key (1 delivery); nothing new\n"
+    )
+    assert replayed == {**first, "replayed": True}
+    with database.sessions() as session:
+        assert len(session.scalars(select(Delivery)).all()) == 1
+    refused = cli("emit", "acme/web", "repo_push", "--idempotency-key", "two words", check=False)
+    assert refused.returncode == 1  # like bad --data: the request is refused
+    assert "idempotency key" in refused.stderr

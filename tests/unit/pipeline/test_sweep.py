@@ -41,6 +41,20 @@ def test_sweep_rings_while_due_work_waits(runtime: Runtime) -> None:
     assert sweep_now(runtime, later) == 1  # the claim's lease ran out: due again
 
 
+def test_sweep_rings_past_the_flag_when_due_work_is_older_than_a_sweep(runtime: Runtime) -> None:
+    """A ring that is out but does nothing (its drain died holding the flag) must not hold
+    work back for the flag's lifetime: work due for a whole sweep interval is rung anyway."""
+    notify(runtime)
+    emit(runtime)
+    doorbell = runtime.doorbell
+    assert isinstance(doorbell, RecordingDoorbell)
+    interval = runtime.settings.sweep_interval
+    sweep_now(runtime, utcnow() + timedelta(seconds=interval / 2))
+    assert doorbell.sent == 0  # freshly due: the flag decides
+    sweep_now(runtime, utcnow() + timedelta(seconds=interval + 1))
+    assert doorbell.sent == 1  # due for longer than a sweep: rung whatever the flag says
+
+
 def test_sweep_leaves_claimed_and_future_deliveries(runtime: Runtime, sender: FakeSender) -> None:
     notify(runtime, ["transient"])
     (did,) = emit(runtime)

@@ -284,3 +284,109 @@ def test_concurrent_image_expiry_emits_announce_once(runtime: Runtime) -> None:
         ]
     assert announced == 6
     assert sorted(tags) == [["v1", "v2", "v3"], ["v1", "v2", "v3"]]
+
+
+# -- idempotent producers ----------------------------------------------------------------------
+
+
+def emit_keyed(runtime: Runtime, key: str, data: dict[str, object] | None = None):  # type: ignore[no-untyped-def]
+    return producer.emit(
+        runtime.sessions,
+        runtime.settings,
+        runtime.doorbell,
+        "acme/web",
+        "repo_push",
+        data if data is not None else {"updated_tags": ["v1"]},
+        idempotency_key=key,
+    )
+
+
+def stored(runtime: Runtime) -> tuple[int, int]:
+    with runtime.sessions() as session:
+        events = session.scalar(select(func.count()).select_from(Event)) or 0
+        return events, session.scalar(select(func.count()).select_from(Delivery)) or 0
+
+
+def test_a_repeated_key_answers_with_the_first_event_and_stores_nothing(runtime: Runtime) -> None:
+    repository_id = add_repository(runtime)
+    add_notification(runtime, repository_id)
+    add_notification(runtime, repository_id)
+    first = emit_keyed(runtime, "push-4711")
+    assert not first.replayed and first.deliveries == 2
+    rings = runtime.doorbell.rings  # type: ignore[attr-defined]
+
+    again = emit_keyed(runtime, "push-4711", {"updated_tags": ["something else"]})
+    assert again.replayed
+    assert (again.event_id, again.delivery_ids) == (first.event_id, first.delivery_ids)
+    assert stored(runtime) == (1, 2)
+    assert runtime.doorbell.rings == rings  # type: ignore[attr-defined]  # nothing new to ring
+
+    other = emit_keyed(runtime, "push-4712")  # another key is another report
+    assert not other.replayed and other.event_id != first.event_id
+    assert stored(runtime) == (2, 4)
+    unkeyed = emit(runtime, "repo_push", {"updated_tags": ["v1"]})
+    assert unkeyed.event_id not in (first.event_id, other.event_id)
+
+
+def test_keys_belong_to_one_repository(runtime: Runtime) -> None:
+    first = emit_keyed(runtime, "k")
+    elsewhere = producer.emit(
+        runtime.sessions,
+        runtime.settings,
+        runtime.doorbell,
+        "acme/other",
+        "repo_push",
+        {},
+        idempotency_key="k",
+    )
+    assert not elsewhere.replayed and elsewhere.event_id != first.event_id
+
+
+def test_a_key_older_than_the_window_is_a_new_report(runtime: Runtime) -> None:
+    from dispatcher.models import IdempotencyKey
+
+    first = emit_keyed(runtime, "k")
+    window = runtime.settings.idempotency_seconds
+    with runtime.sessions.begin() as session:
+        row = session.scalars(select(IdempotencyKey)).one()
+        row.created_at = utcnow() - timedelta(seconds=window + 1)
+    later = emit_keyed(runtime, "k")
+    assert not later.replayed and later.event_id != first.event_id
+    assert emit_keyed(runtime, "k").event_id == later.event_id  # remembered anew
+
+
+@pytest.mark.parametrize("key", ["", " ", "with space", "x" * 256, "é", "tab\there", "nul\x00"])
+def test_a_bad_key_is_refused_and_nothing_is_stored(runtime: Runtime, key: str) -> None:
+    with pytest.raises(InvalidRequestError, match="idempotency key"):
+        emit_keyed(runtime, key)
+    assert stored(runtime) == (0, 0)
+
+
+def test_two_emits_racing_with_one_key_store_one_event(runtime: Runtime) -> None:
+    """The second of two emits with one key, waiting on the first's uncommitted row, answers
+    with what the first stored once it commits, and keeps nothing of its own."""
+    from dispatcher.models import IdempotencyKey
+
+    repository_id = add_repository(runtime)
+    add_notification(runtime, repository_id)
+    first = runtime.sessions()
+    first.add(
+        IdempotencyKey(
+            repository_id=repository_id,
+            key="k",
+            event_id="first-event",
+            delivery_ids=["first-delivery"],
+            created_at=utcnow(),
+        )
+    )
+    first.flush()  # written, not committed: the racing emit waits on it
+    with ThreadPoolExecutor(1) as pool:
+        racing = pool.submit(emit_keyed, runtime, "k")
+        time.sleep(0.5)  # let it reach the wait
+        assert not racing.done()
+        first.commit()
+        first.close()
+        result = racing.result(timeout=30)
+    assert result.replayed
+    assert (result.event_id, result.delivery_ids) == ("first-event", ("first-delivery",))
+    assert stored(runtime) == (0, 0)  # its own event and delivery went with its rollback
