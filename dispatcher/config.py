@@ -12,7 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -200,6 +200,19 @@ class Settings(BaseSettings):
     @classmethod
     def _check_networks(cls, value: str) -> str:
         _parse_networks(value)
+        return value
+
+    @field_validator("lease_seconds")
+    @classmethod
+    def _check_lease(cls, value: float, info: ValidationInfo) -> float:
+        # A claimed delivery is sent only if it can time out before its lease ends (or a
+        # second worker could send it too); a shorter lease would hand every claim back.
+        timeout = info.data.get("http_timeout")
+        if timeout is not None and value <= timeout + 1:
+            raise ValueError(
+                f"must be more than DISPATCHER_HTTP_TIMEOUT + 1 ({timeout + 1:g} s): a claimed "
+                "delivery must be able to time out before its lease ends"
+            )
         return value
 
     @field_validator("delivery_retention", "console_session_lifetime", "idempotency_window")

@@ -20,6 +20,7 @@ MISTAKES: list[tuple[tuple[str, ...], dict[str, str], tuple[str, ...]]] = [
     (("db", "upgrade", "0099"), {}, ("revision", "'0099'")),
     (("db", "downgrade", "-5"), {}, ("-5",)),
     (("serve",), {"PORT": "70000"}, ("DISPATCHER_PORT", "65535")),
+    (("worker",), {"LEASE_SECONDS": "10"}, ("DISPATCHER_LEASE_SECONDS", "HTTP_TIMEOUT + 1")),
 ]
 BAD_PORTS = ("70000", "0", "-1", "http")
 

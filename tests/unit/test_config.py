@@ -31,3 +31,11 @@ def test_pipeline_settings_out_of_range_are_refused(
     monkeypatch.setenv(f"DISPATCHER_{name.upper()}", value)
     with pytest.raises(ValidationError, match=name):
         Settings()
+
+
+def test_a_lease_must_outlast_a_send() -> None:
+    assert Settings(http_timeout=10, lease_seconds=11.5).lease_seconds == 11.5
+    with pytest.raises(ValidationError, match="HTTP_TIMEOUT"):
+        Settings(http_timeout=10, lease_seconds=11)
+    with pytest.raises(ValidationError, match="HTTP_TIMEOUT"):
+        Settings(http_timeout=3, lease_seconds=2)
