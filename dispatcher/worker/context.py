@@ -24,6 +24,10 @@ from dispatcher.worker.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 
+# Seconds a stopping worker allows itself beyond HTTP_TIMEOUT (the longest an in-flight send
+# can take) to hand back and record what it holds.
+STOP_MARGIN = 3.0
+
 
 class WorkerContext:
     """A runtime, one sender registry (sharing one pooled HTTP transport), one sender pool
@@ -113,11 +117,17 @@ class WorkerContext:
 
     def close(self, timeout: float | None = None) -> None:
         """Stop the sweeper, finish in-flight sends, hand back waiting ones, record
-        everything, close the transport."""
+        everything, close the transport; all within ``timeout`` seconds (by default
+        ``HTTP_TIMEOUT`` plus :data:`STOP_MARGIN`: a worker whose database is gone still
+        exits, leaving what it could not record to its leases)."""
+        settings = self.runtime.settings
+        if timeout is None:
+            timeout = settings.http_timeout + STOP_MARGIN
+        ends = time.monotonic() + timeout
         self._stopping.set()
         if self._sweeper is not None:
-            self._sweeper.stop(timeout)
-        self.pool.stop(timeout)
+            self._sweeper.stop(max(ends - time.monotonic(), 0.0))
+        self.pool.stop(max(ends - time.monotonic(), 0.0))
         if self._owns_runtime:
             self.runtime.close()
 

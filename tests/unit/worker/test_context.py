@@ -3,6 +3,7 @@ claim."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -161,4 +162,31 @@ def test_a_drain_whose_database_fails_clears_the_flag(
     finally:
         proxy.start()
         context.close(10)
+        runtime.close()
+
+
+def test_a_worker_whose_database_is_gone_still_stops_in_time(
+    proxied_postgres: Any, sender: FakeSender
+) -> None:
+    """SIGTERM while the database is away: the outcomes cannot be written, and the worker
+    exits anyway within HTTP_TIMEOUT plus the margin, leaving them to their leases."""
+    from dispatcher.pipeline.doorbell import LocalRingFlag
+    from dispatcher.worker.context import STOP_MARGIN, WorkerContext
+
+    url, proxy = proxied_postgres
+    runtime = make_runtime(url, http_timeout=1, lease_seconds=30)
+    context = WorkerContext(runtime, {"webhook": sender})
+    try:
+        for n in range(5):
+            notify(runtime, ["block"], url=f"http://hook.example/{n}")
+        emit(runtime)
+        assert context.drain(LocalRingFlag()) == 5  # all five in flight
+        proxy.stop()  # the database goes while they are
+        sender.release.set()  # they finish, and their outcomes cannot be written
+        closing = threading.Thread(target=context.close, daemon=True)  # no timeout given
+        closing.start()
+        closing.join(1 + STOP_MARGIN + 1)  # HTTP_TIMEOUT + the margin, and a second to spare
+        assert not closing.is_alive(), "still stopping"
+    finally:
+        proxy.start()
         runtime.close()
