@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,13 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from dispatcher.config import Settings
 from dispatcher.db import upgrade
-from dispatcher.models import Notification, Repository
+from dispatcher.models import Delivery, Notification, Repository
 from dispatcher.runtime import Runtime, create_runtime
+from dispatcher.service import emit as producer
+from dispatcher.service.emit import EmitResult
 from dispatcher.worker.bell import doorbell_for
 from tests.conftest import free_port, fresh_database_url
+from tests.redisserver import RedisServer
 from tests.smtpserver import Mailbox
 from tests.smtpserver import smtp_server as running_smtp_server
 
@@ -36,44 +39,22 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private redis-server on a free port for this run."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server not installed")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    import redis
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url()
 
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(10)
+
+@contextmanager
+def running_redis(workdir: Path) -> Iterator[RedisServer]:
+    """A private redis-server on a free port until the block ends."""
+    try:
+        server = RedisServer(free_port(), workdir)
+    except FileNotFoundError:
+        pytest.skip("redis-server not installed")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -83,6 +64,15 @@ def pipeline_db(
     url = fresh_database_url(request.param, tmp_path, postgres_database)
     upgrade(url)
     return url
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
 
 
 # -- HTTP receiver ----------------------------------------------------------------------------
@@ -100,12 +90,15 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Records every request; answers ``status`` after ``delay`` seconds."""
+    """Records every request; answers ``status`` after ``delay`` seconds (503 to the first
+    request for each path while ``fail_first`` is set)."""
 
     port: int
     requests: list[Received] = field(default_factory=list)
     status: int = 200
     delay: float = 0.0
+    fail_first: bool = False
+    seen: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str = "/hook") -> str:
@@ -142,6 +135,9 @@ def receiving() -> Iterator[Receiver]:
             with state.lock:
                 state.requests.append(Received(self.path, dict(self.headers.items()), body))
                 status = state.status
+                if state.fail_first and self.path not in state.seen:
+                    status = 503
+                state.seen.add(self.path)
             self.send_response(status)
             self.send_header("content-length", "2")
             self.end_headers()
@@ -210,14 +206,17 @@ class Pipeline:
     def env(self) -> dict[str, str]:
         return pipeline_env(self.database_url, self.broker_url, **self.overrides)
 
-    def start(self, command: str, *args: str) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dispatcher", command, *args],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    def start(self, command: str, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+        """``dispatcher command args`` in a session of its own; its output goes to ``log``
+        (appended) or nowhere."""
+        with open(log or os.devnull, "ab") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "dispatcher", command, *args],
+                env=self.env,
+                stdout=output,
+                stderr=output,
+                start_new_session=True,
+            )
         self.processes.append(process)
         return process
 
@@ -231,6 +230,23 @@ class Pipeline:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+
+    def emit(self, event: str = "repo_push", data: dict[str, Any] | None = None) -> EmitResult:
+        """Report ``event`` for acme/web as a producer does, ringing the workers."""
+        runtime = self.runtime
+        return producer.emit(
+            runtime.sessions,
+            runtime.settings,
+            runtime.doorbell,
+            "acme/web",
+            event,
+            data if data is not None else {"updated_tags": ["v1"]},
+        )
+
+    def statuses(self) -> list[str]:
+        """Every delivery's status, sorted."""
+        with self.runtime.sessions() as session:
+            return sorted(session.scalars(select(Delivery.status)).all())
 
     def notification(self, method: str, config: dict[str, Any], **extra: Any) -> int:
         with self.runtime.sessions.begin() as session:
@@ -253,6 +269,27 @@ class Pipeline:
             return notification.id
 
 
+def new_pipeline(
+    database_url: str,
+    broker_url: str,
+    *,
+    producer_database_url: str | None = None,
+    **overrides: str,
+) -> Pipeline:
+    """A :class:`Pipeline` whose processes use ``database_url`` and ``broker_url``; the test's
+    own runtime uses ``producer_database_url`` if given (a way round a proxy the test cuts)."""
+    env = pipeline_env(producer_database_url or database_url, broker_url, **overrides)
+    settings = Settings(
+        **{
+            key.removeprefix("DISPATCHER_").lower(): value
+            for key, value in env.items()
+            if key.startswith("DISPATCHER_")
+        }
+    )
+    runtime = create_runtime(settings, doorbell_for(settings))
+    return Pipeline(database_url, broker_url, runtime, overrides)
+
+
 @pytest.fixture
 def make_pipeline(pipeline_db: str, redis_url: str) -> Iterator[Callable[..., Pipeline]]:
     made: list[Pipeline] = []
@@ -260,16 +297,7 @@ def make_pipeline(pipeline_db: str, redis_url: str) -> Iterator[Callable[..., Pi
 
     def make(**overrides: str) -> Pipeline:
         broker = redis_url.rsplit("/", 1)[0] + f"/{next(db_index)}"
-        env = pipeline_env(pipeline_db, broker, **overrides)
-        settings = Settings(
-            **{
-                key.removeprefix("DISPATCHER_").lower(): value
-                for key, value in env.items()
-                if key.startswith("DISPATCHER_")
-            }
-        )
-        runtime = create_runtime(settings, doorbell_for(settings))
-        pipeline = Pipeline(pipeline_db, broker, runtime, overrides)
+        pipeline = new_pipeline(pipeline_db, broker, **overrides)
         made.append(pipeline)
         return pipeline
 

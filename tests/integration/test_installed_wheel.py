@@ -17,9 +17,8 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.integration.conftest import Receiver
+from tests.integration.conftest import Receiver, wait_until
 from tests.integration.test_embedded import run, serving
-from tests.integration.test_pipeline import wait_until
 from tests.smtpserver import Mailbox
 
 pytestmark = pytest.mark.integration

@@ -15,35 +15,12 @@ import standardwebhooks
 from sqlalchemy import select
 
 from dispatcher.models import Delivery, Notification
-from dispatcher.service import emit as producer
 from dispatcher.service.notifications import reset_failures
-from tests.integration.conftest import Pipeline, Receiver
+from tests.integration.conftest import Pipeline, Receiver, wait_until
 
 pytestmark = pytest.mark.integration
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
-
-
-def emit(pipeline: Pipeline, event: str = "repo_push", data: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
-    runtime = pipeline.runtime
-    result = producer.emit(
-        runtime.sessions,
-        runtime.settings,
-        runtime.doorbell,
-        "acme/web",
-        event,
-        data if data is not None else {"updated_tags": ["v1"]},
-    )
-    return result
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def failures(pipeline: Pipeline, notification_id: int) -> tuple[int, bool]:
@@ -64,7 +41,7 @@ def test_webhook_slack_and_email_arrive(
     pipeline.notification("email", {"email": "admin@example.com"})
     pipeline.start("worker")
 
-    result = emit(pipeline)
+    result = pipeline.emit()
     assert result.deliveries == 3
     requests = {r.path: r for r in receiver.wait_for(2)}
     wait_until(lambda: len(mailbox.messages) == 1)
@@ -98,13 +75,8 @@ def test_webhook_slack_and_email_arrive(
 
     with pipeline.runtime.sessions() as session:
         statuses = session.scalars(select(Delivery.status)).all()
-    wait_until(lambda: _statuses(pipeline) == ["succeeded"] * 3)
+    wait_until(lambda: pipeline.statuses() == ["succeeded"] * 3)
     assert len(statuses) == 3
-
-
-def _statuses(pipeline: Pipeline) -> list[str]:
-    with pipeline.runtime.sessions() as session:
-        return sorted(session.scalars(select(Delivery.status)).all())
 
 
 def test_failing_receiver_disables_then_reset_re_enables(
@@ -117,13 +89,13 @@ def test_failing_receiver_disables_then_reset_re_enables(
     receiver.status = 500
 
     for expected in (1, 2, 3):
-        emit(pipeline)
+        pipeline.emit()
         # three attempts each (schedule 0.2,0.2), the retries rung by the sweep
         receiver.wait_for(3 * expected)
         wait_until(lambda n=expected: failures(pipeline, notification_id)[0] == n)  # type: ignore[misc]
     assert failures(pipeline, notification_id) == (3, True)
 
-    assert emit(pipeline).deliveries == 0  # disabled: later events are not delivered
+    assert pipeline.emit().deliveries == 0  # disabled: later events are not delivered
     time.sleep(0.5)
     assert len(receiver.requests) == 9
 
@@ -131,7 +103,7 @@ def test_failing_receiver_disables_then_reset_re_enables(
         reset_failures(session, session.get_one(Notification, notification_id))
         session.commit()
     receiver.status = 200
-    assert emit(pipeline).deliveries == 1
+    assert pipeline.emit().deliveries == 1
     receiver.wait_for(10)
     wait_until(lambda: failures(pipeline, notification_id) == (0, False))
 
@@ -152,7 +124,7 @@ def test_killed_worker_loses_nothing(
     worker = pipeline.start("worker")
     pipeline.start("scheduler")
 
-    result = emit(pipeline)
+    result = pipeline.emit()
     assert result.deliveries == count
     receiver.wait_for(4)
     os.killpg(worker.pid, signal.SIGKILL)  # mid-batch: claimed, some sent, most not
@@ -163,4 +135,4 @@ def test_killed_worker_loses_nothing(
     receiver.delay = 0.0
     pipeline.start("worker")
     wait_until(lambda: len({r.path for r in receiver.requests}) == count, timeout=30)
-    wait_until(lambda: _statuses(pipeline) == ["succeeded"] * count, timeout=30)
+    wait_until(lambda: pipeline.statuses() == ["succeeded"] * count, timeout=30)
