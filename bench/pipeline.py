@@ -80,11 +80,15 @@ def database(kind: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def receiver(delay: float = 0.0, hang: bool = False, log: str | None = None) -> Iterator[int]:
+def receiver(
+    delay: float = 0.0, hang: bool = False, log: str | None = None, fail_first: bool = False
+) -> Iterator[int]:
     port = free_port()
     args = [sys.executable, str(ROOT / "bench" / "receiver.py"), str(port), "--delay", str(delay)]
     if hang:
         args.append("--hang")
+    if fail_first:
+        args.append("--fail-first")
     if log:
         args += ["--log", log]
     process = subprocess.Popen(args)

@@ -1,9 +1,10 @@
 """A small asyncio HTTP/1.1 receiver for the benchmarks (keep-alive, no framework).
 
-    python bench/receiver.py PORT [--delay S] [--hang] [--log FILE]
+    python bench/receiver.py PORT [--delay S] [--hang] [--fail-first] [--log FILE]
 
-Answers every POST with 200 after ``--delay`` seconds, or never (``--hang``). With ``--log``
-it writes ``<webhook-id> <receive time>`` per request to FILE when it gets SIGTERM."""
+Answers every POST with 200 after ``--delay`` seconds, or never (``--hang``); with
+``--fail-first``, the first request of each ``webhook-id`` gets 503 (its retry gets 200). With
+``--log`` it writes ``<webhook-id> <receive time>`` per request to FILE when it gets SIGTERM."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import signal
 import time
 
 RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok"
+UNAVAILABLE = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
 
 
 async def main() -> None:
@@ -21,9 +23,11 @@ async def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--hang", action="store_true")
+    parser.add_argument("--fail-first", action="store_true")
     parser.add_argument("--log")
     args = parser.parse_args()
     seen: list[tuple[str, float]] = []
+    answered: set[str] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -47,7 +51,11 @@ async def main() -> None:
                     await asyncio.sleep(3600)
                 if args.delay:
                     await asyncio.sleep(args.delay)
-                writer.write(RESPONSE)
+                if args.fail_first and webhook_id not in answered:
+                    answered.add(webhook_id)
+                    writer.write(UNAVAILABLE)
+                else:
+                    writer.write(RESPONSE)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
         except asyncio.CancelledError:
