@@ -1,4 +1,5 @@
-"""The event catalogue: Quay's eleven repository events.
+"""The event catalogue: Quay's eleven repository events, and dispatcher's two failure notices
+(``notification_failing``, ``notification_disabled``: see :data:`NOTICE_EVENTS`).
 
 Each :class:`EventType` knows its level (Slack colour), its one-line summary (e-mail subject,
 Slack text), its sample data (what ``test`` delivers), the fields of its ``eventConfig`` (for
@@ -85,6 +86,7 @@ class EventType:
         default=lambda _config, _data, _settings: True
     )
     config_fields: tuple[ConfigField, ...] = ()
+    notice: bool = False  # dispatcher reports it about its own notifications; producers cannot
 
 
 # -- repo_push ---------------------------------------------------------------------------------
@@ -354,6 +356,70 @@ def _expiry_sample(config: Data, _now: datetime) -> Data:
     return {"tags": ["latest", "v1"], "expiring_in": f"{config.get('days')} days"}
 
 
+# -- failure notices ---------------------------------------------------------------------------
+#
+# dispatcher reports these itself (see dispatcher.pipeline.notices) about a notification of the
+# repository: ``notification`` describes it (uuid, title, event, method, masked target), then
+# the failure counter, the failed delivery and the last attempt's status code and error.
+
+
+def _notice_name(data: Data) -> str:
+    notification = data["notification"]
+    return str(notification.get("title") or notification["event"])
+
+
+def _notice_sample(disabled: bool) -> Callable[[Data, datetime], Data]:
+    def sample(_config: Data, _now: datetime) -> Data:
+        data: Data = {
+            "notification": {
+                "uuid": "00000000-0000-4000-8000-000000000000",
+                "title": "Deploy hook",
+                "event": "repo_push",
+                "method": "webhook",
+                "target": "https://ci.example.com/***",
+            },
+            "number_of_failures": 3 if disabled else 1,
+            "max_failures": 3,
+            "delivery_id": "00000000-0000-4000-8000-000000000001",
+            "status_code": 500,
+            "error": "HTTP 500",
+        }
+        return data  # a real notification_disabled also carries ``reenable`` (reenable_hint)
+
+    return sample
+
+
+def reenable_hint(namespace: str, name: str, notification_uuid: str) -> Data:
+    """How to re-enable a disabled notification: Quay's reset call and the command line."""
+    return {
+        "api": f"POST /api/v1/repository/{namespace}/{name}/notification/{notification_uuid}",
+        "cli": f"dispatcher notifications reset {notification_uuid}",
+    }
+
+
+NOTIFICATION_FAILING = EventType(
+    name="notification_failing",
+    title="Notification failing",
+    level=lambda _data: "warning",
+    summary=lambda data: (
+        f"Notification {_notice_name(data)} of repository {data['repository']} failed "
+        f"({data['number_of_failures']} of {data['max_failures']} failures)"
+    ),
+    sample=_notice_sample(disabled=False),
+    notice=True,
+)
+NOTIFICATION_DISABLED = EventType(
+    name="notification_disabled",
+    title="Notification disabled",
+    level=lambda _data: "error",
+    summary=lambda data: (
+        f"Notification {_notice_name(data)} of repository {data['repository']} disabled "
+        f"after {data['number_of_failures']} failures"
+    ),
+    sample=_notice_sample(disabled=True),
+    notice=True,
+)
+
 # -- the catalogue -----------------------------------------------------------------------------
 
 EVENTS: Mapping[str, EventType] = {
@@ -387,10 +453,13 @@ EVENTS: Mapping[str, EventType] = {
             validate_config=_validate_expiry_config,
             config_fields=(DAYS,),
         ),
+        NOTIFICATION_FAILING,
+        NOTIFICATION_DISABLED,
     )
 }
 
 EVENT_NAMES = tuple(EVENTS)
+NOTICE_EVENTS = tuple(name for name, event in EVENTS.items() if event.notice)
 
 
 def get_event(name: str) -> EventType:

@@ -79,8 +79,9 @@ def emit(
     """Store ``event`` for ``repository`` (``namespace/name``), fan it out, commit, then ring.
 
     ``sessions`` is the runtime's session factory. Raises InvalidRequestError (unknown event,
-    bad repository name, data that is not an object or breaks :mod:`dispatcher.bounds`, bad
-    expiry times, a bad idempotency key); nothing is stored then.
+    a failure notice, bad repository name, data that is not an object or breaks
+    :mod:`dispatcher.bounds`, bad expiry times, a bad idempotency key); nothing is stored
+    then.
 
     With an ``idempotency_key``, an emit of the same repository and key within
     ``settings.idempotency_window`` stores nothing and returns what the first one stored
@@ -90,6 +91,11 @@ def emit(
     namespace, name = parse_repository_name(repository)
     check_text(event, "event")
     event_type = get_event(event)
+    if event_type.notice:
+        raise InvalidRequestError(
+            f"{event} is reported by dispatcher itself about its notifications; "
+            "a producer cannot emit it"
+        )
     if not isinstance(data, Mapping):
         raise InvalidRequestError("Event data must be a JSON object")
     if performer is not None and not isinstance(performer, Mapping):

@@ -84,6 +84,8 @@ def test_the_scope_and_a_covering_grant_are_required(
         (b"not json", "Body must be a JSON object"),
         (b'{"event": "repo_pull", "data": {}}', "Unknown event 'repo_pull'"),
         (b'{"event": "repo_push", "data": []}', "Body must be a JSON object"),
+        (b'{"event": "notification_failing", "data": {}}', "a producer cannot emit it"),
+        (b'{"event": "notification_disabled", "data": {}}', "a producer cannot emit it"),
     ],
 )
 def test_bad_bodies_are_400(
