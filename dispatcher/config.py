@@ -11,6 +11,7 @@ from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -123,6 +124,9 @@ class Settings(BaseSettings):
     retry_after_max: float = Field(default=3600.0, ge=0)
     allowed_networks: str = ""
     response_excerpt_bytes: int = Field(default=1024, ge=0)
+    # where the operator hears of every failure notice of every repository
+    notice_webhook: str | None = None
+    notice_email: str | None = None
 
     # worker and scheduler
     worker_batch_size: int = Field(default=200, ge=1)
@@ -200,6 +204,26 @@ class Settings(BaseSettings):
     @classmethod
     def _check_networks(cls, value: str) -> str:
         _parse_networks(value)
+        return value
+
+    @field_validator("notice_webhook")
+    @classmethod
+    def _check_notice_webhook(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("notice_email")
+    @classmethod
+    def _check_notice_email(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        local, at, domain = value.partition("@")
+        if not (local and at and domain) or any(c.isspace() for c in value) or "@" in domain:
+            raise ValueError("must be one e-mail address, like ops@example.com")
         return value
 
     @field_validator("lease_seconds")

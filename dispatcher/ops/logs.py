@@ -39,6 +39,7 @@ from dispatcher.config import Settings
 from dispatcher.vocabulary import AttemptResult
 
 ATTEMPT_LOGGER = "dispatcher.attempts"
+FAILURES_LOGGER = "dispatcher.failures"
 MASK = "***"
 
 # The request an API line belongs to, and the delivery a worker line belongs to.
@@ -188,6 +189,27 @@ def log_attempt(
         fields["error"] = scrub(error)
     level = logging.INFO if outcome == AttemptResult.SUCCEEDED else logging.WARNING
     logging.getLogger(ATTEMPT_LOGGER).log(level, "delivery attempt %s", outcome, extra=fields)
+
+
+def log_delivery_failed(**fields: Any) -> None:
+    """The WARNING line of a delivery that ended ``failed`` (no attempt left, or a permanent
+    error): ``delivery_id``, ``notification_uuid``, ``repository``, ``method``, ``target``
+    (masked), ``failures`` (the counter after it), ``status_code`` and ``error``."""
+    _warn("delivery failed: notification %s of %s, %s failures", fields)
+
+
+def log_notification_disabled(**fields: Any) -> None:
+    """The WARNING line of a notification disabled by its failures (fields as
+    :func:`log_delivery_failed`'s, of the delivery that disabled it)."""
+    _warn("notification disabled: %s of %s after %s failures", fields)
+
+
+def _warn(message: str, fields: dict[str, Any]) -> None:
+    fields = {**fields, "target": scrub(fields.get("target") or "")}
+    if fields.get("error"):
+        fields["error"] = scrub(fields["error"])
+    args = (fields["notification_uuid"], fields["repository"], fields["failures"])
+    logging.getLogger(FAILURES_LOGGER).warning(message, *args, extra=fields)
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:

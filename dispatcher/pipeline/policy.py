@@ -111,11 +111,13 @@ class Counter:
 @dataclass(frozen=True)
 class CounterChange:
     """What one batch's charges did to a notification's counter. ``failed_at`` holds the
-    counter's value after each failure, in order (one step of the streak each)."""
+    counter's value after each failure, in order (one step of the streak each);
+    ``disabled_by`` the value of the failure that disabled the notification in this batch."""
 
     before: Counter
     after: Counter
     failed_at: tuple[int, ...]
+    disabled_by: int | None = None
 
     @property
     def disabled_now(self) -> bool:
@@ -129,14 +131,16 @@ def fold_counter(before: Counter, charges: Iterable[Charge], max_failures: int) 
     disabled (only a reset re-enables it); a charge of ``NONE`` does nothing."""
     failures, disabled = before.failures, before.disabled
     failed_at: list[int] = []
+    disabled_by: int | None = None
     for charge in charges:
         if charge is Charge.FAILURE:
             failures += 1
             failed_at.append(failures)
-            disabled = disabled or failures >= max_failures
+            if not disabled and failures >= max_failures:
+                disabled, disabled_by = True, failures
         elif charge is Charge.SUCCESS and not disabled:
             failures = 0
-    return CounterChange(before, Counter(failures, disabled), tuple(failed_at))
+    return CounterChange(before, Counter(failures, disabled), tuple(failed_at), disabled_by)
 
 
 __all__ = [

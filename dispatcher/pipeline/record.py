@@ -13,8 +13,11 @@ changes nothing. For the outcomes that apply, in one transaction it
   is disabled (only a reset re-enables), an internal error moves nothing,
 * disables notifications that reached ``settings.max_failures`` and marks their pending
   *event* deliveries ``skipped``,
+* stores the failure notices of the failures it counted (:mod:`~dispatcher.pipeline.notices`),
 
-then updates the Prometheus counters.
+then logs one WARNING line per delivery that ended failed and per notification disabled, and
+updates the Prometheus counters. The caller rings for the notices' deliveries
+(:attr:`RecordSummary.notices`).
 """
 
 from __future__ import annotations
@@ -40,9 +43,10 @@ from dispatcher.bounds import trim
 from dispatcher.config import Settings
 from dispatcher.models import Attempt, Delivery, Notification, UTCDateTime, stored_utc, utcnow
 from dispatcher.ops import metrics
-from dispatcher.ops.logs import log_attempt
+from dispatcher.ops.logs import log_attempt, log_delivery_failed, log_notification_disabled
 from dispatcher.pipeline.attempt import Outcome
 from dispatcher.pipeline.claim import skipped
+from dispatcher.pipeline.notices import Step, failure_steps, write_notices
 from dispatcher.pipeline.policy import (
     Charge,
     Counter,
@@ -66,6 +70,7 @@ class RecordSummary:
     stale: int = 0
     disabled: list[int] = field(default_factory=list)
     skipped: int = 0
+    notices: list[str] = field(default_factory=list)  # ids of the notices' new deliveries
 
 
 def record(
@@ -98,7 +103,10 @@ def record(
         summary.disabled = disabled
         if disabled:
             summary.skipped = _skip_pending(session, disabled, now)
+        steps = failure_steps(applied, changes)
+        summary.notices = write_notices(session, steps, settings, now)
     _observe(applied, disabled)
+    _log_failures(applied, changes, steps)
     return summary
 
 
@@ -304,6 +312,36 @@ def _observe(rows: list[Transition], disabled: list[int]) -> None:
             metrics.DELIVERIES.labels(method=method, outcome=row.status).inc()
     for notification_id in disabled:
         metrics.NOTIFICATIONS_DISABLED.labels(method=methods.get(notification_id, "")).inc()
+
+
+def _log_failures(
+    rows: list[Transition], changes: dict[int, CounterChange], steps: list[Step]
+) -> None:
+    """One WARNING line per delivery that ended failed, and one per notification disabled."""
+    counted = {id(step.row): step for step in steps}
+    for row in rows:
+        if row.status != DeliveryStatus.FAILED:
+            continue
+        job, outcome = row.outcome.job, row.outcome
+        step = counted.get(id(row))
+        change = changes.get(job.notification_id)
+        if step is not None:
+            failures: int | None = step.failures
+        else:  # not counted (our own error): the counter as it stands, when this batch read it
+            failures = change.after.failures if change is not None else None
+        fields = {
+            "delivery_id": job.delivery_id,
+            "notification_uuid": job.notification_uuid,
+            "repository": f"{job.namespace}/{job.repository}",
+            "method": job.method,
+            "target": describe_target(job.method, job.config),
+            "failures": failures,
+            "status_code": outcome.status_code,
+            "error": outcome.error,
+        }
+        log_delivery_failed(**fields)
+        if step is not None and step.disables:
+            log_notification_disabled(**fields)
 
 
 __all__ = ["RecordSummary", "record"]

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.errors import PermissionDeniedError
 from dispatcher.models import Delivery, Notification, Repository
+from dispatcher.pipeline.notices import OPERATOR_REPOSITORY
 from dispatcher.senders.registry import describe_target
 from dispatcher.service.tokens import Principal
 from dispatcher.vocabulary import Scope
@@ -101,6 +102,8 @@ def administered_repositories(
         )
         .outerjoin(Notification, Notification.repository_id == Repository.id)
         .where(grants_clause(principal.grants))
+        # the operator's notice targets: no page or API call serves their repository
+        .where(Repository.namespace != OPERATOR_REPOSITORY[0])
         .group_by(Repository.id, Repository.namespace, Repository.name)
         .order_by(disabled.desc(), failing.desc(), Repository.namespace, Repository.name)
         .limit(limit + 1)

@@ -1,6 +1,7 @@
 """What one worker process holds, built once per process (after a prefork fork): a runtime,
 one sender registry sharing one pooled HTTP transport, one sender pool, and a sweeper that
-sweeps while this process holds the leader lease. And :meth:`WorkerContext.drain`, what the
+sweeps while this process holds the leader lease; the operator's notice targets synced with
+the settings when it starts. And :meth:`WorkerContext.drain`, what the
 worker does when rung."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dispatcher.pipeline.claim import claim_due
 from dispatcher.pipeline.doorbell import Doorbell, RingFlag
 from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.senders.base import Sender
+from dispatcher.service.notices import sync_operator_notices
 from dispatcher.worker.leader import leader_lease
 from dispatcher.worker.pool import SenderPool
 from dispatcher.worker.sweeper import Sweeper
@@ -54,6 +56,14 @@ class WorkerContext:
             http_transport=http_transport,
             wake=self._wake,
         )
+        try:
+            sync_operator_notices(runtime.sessions, runtime.settings)
+        except SQLAlchemyError as exc:
+            log.warning(
+                "could not sync the operator's notice targets (%s); they apply once a worker "
+                "starts with the database reachable",
+                type(exc).__name__,
+            )
         self._sweeper: Sweeper | None = None
         if sweep:
             lease = leader_lease(runtime.engine, runtime.settings.worker_queue)

@@ -44,14 +44,15 @@ from dispatcher.models import utcnow
 from dispatcher.ops.logs import DELIVERY_ID
 from dispatcher.pipeline.attempt import Outcome, attempt, released
 from dispatcher.pipeline.claim import Job
-from dispatcher.pipeline.record import record
+from dispatcher.pipeline.record import RecordSummary, record
 from dispatcher.senders.base import Sender
 from dispatcher.vocabulary import AttemptResult
 from dispatcher.worker.lanes import Lanes
 
 log = logging.getLogger(__name__)
 
-Recorder = Callable[[Sequence[Outcome]], object]
+# Writes a batch of outcomes; a summary with notices makes the pool ring for them.
+Recorder = Callable[[Sequence[Outcome]], RecordSummary | None]
 
 # How long the recorder waits before it tries again to reach the database, at first and at
 # most (doubling in between), and a margin after a hand-back's due time before it rings.
@@ -284,7 +285,7 @@ class SenderPool:
     def _write(self, batch: list[Outcome]) -> bool:
         """Record ``batch``; False (the batch is kept) when the database cannot be reached."""
         try:
-            self._record(batch)
+            summary = self._record(batch)
         except SQLAlchemyError as exc:
             if is_connection_error(exc):
                 self._set_paused(True)
@@ -297,10 +298,13 @@ class SenderPool:
             # Not the database's absence: a defect. The claims are still held; when their
             # leases expire the sweep rings them again (at least once).
             log.exception("could not record %d delivery outcomes", len(batch))
+            summary = None
         self._set_paused(False)
         delays = [o.delay for o in batch if o.result == AttemptResult.RELEASED and o.delay > 0]
         if delays and self._wake is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._schedule_wake, max(delays) + WAKE_MARGIN)
+        if summary is not None and summary.notices and self._wake is not None:
+            self._wake()  # failure notices were queued: they are due now
         self._forget(len(batch))
         return True
 

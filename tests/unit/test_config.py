@@ -39,3 +39,29 @@ def test_a_lease_must_outlast_a_send() -> None:
         Settings(http_timeout=10, lease_seconds=11)
     with pytest.raises(ValidationError, match="HTTP_TIMEOUT"):
         Settings(http_timeout=3, lease_seconds=2)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("notice_webhook", "ftp://ops.example/notices"),
+        ("notice_webhook", "ops.example/notices"),
+        ("notice_webhook", "https://"),
+        ("notice_email", "ops"),
+        ("notice_email", "ops@"),
+        ("notice_email", "ops@example.com, dev@example.com"),
+        ("notice_email", "a@b@example.com"),
+    ],
+)
+def test_notice_targets_must_be_a_url_and_an_address(name: str, value: str) -> None:
+    with pytest.raises(ValidationError, match=name):
+        Settings(**{name: value})
+
+
+def test_notice_targets_are_optional() -> None:
+    settings = Settings(notice_webhook="https://ops.example/hook", notice_email="ops@example.com")
+    assert (settings.notice_webhook, settings.notice_email) == (
+        "https://ops.example/hook",
+        "ops@example.com",
+    )
+    assert Settings(notice_webhook="", notice_email="").notice_webhook is None

@@ -102,3 +102,5 @@ def test_a_batch_moves_the_counter_as_its_outcomes_would_one_by_one(
     change = fold_counter(before, charges, max_failures=3)
     assert (change.after, change.failed_at) == (after, failed_at)
     assert change.disabled_now == (after.disabled and not before.disabled)
+    # the failure that disabled it is the one that reached the limit, and only in this batch
+    assert change.disabled_by == (3 if change.disabled_now else None)

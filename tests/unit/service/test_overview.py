@@ -13,6 +13,7 @@ from dispatcher.errors import PermissionDeniedError
 from dispatcher.models import Repository, utcnow
 from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.service import overview, repositories
+from dispatcher.service.notices import sync_operator_notices
 from dispatcher.service.tokens import Principal, grant_covers
 from tests.conftest import empty_tables, settings_for
 from tests.deliverylog import add_delivery, add_notification
@@ -51,6 +52,13 @@ def listed(runtime: Runtime, principal: Principal, limit: int = 50) -> list[tupl
         (item.full_name, str(item.notifications), str(item.failing), str(item.disabled))
         for item in page.repositories
     ]
+
+
+def test_the_operators_notice_repository_is_not_listed(estate: Runtime) -> None:
+    settings = estate.settings.model_copy(update={"notice_webhook": "https://ops.example/n"})
+    sync_operator_notices(estate.sessions, settings)
+    assert "_dispatcher/notices" not in [name for name, *_ in listed(estate, admin("*"))]
+    assert len(listed(estate, admin("*"))) == 4
 
 
 def test_repositories_with_disabled_then_failing_first(estate: Runtime) -> None:

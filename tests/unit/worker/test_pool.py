@@ -257,3 +257,26 @@ def test_work_handed_back_rings_when_it_is_due(db_url: str, sender: FakeSender) 
         sender.release.set()
         pool.stop(10)
         runtime.close()
+
+
+def test_a_batch_that_queued_failure_notices_rings_for_them(
+    runtime: Runtime, sender: FakeSender
+) -> None:
+    notify(runtime, ["permanent"])
+    notify(runtime, event="notification_failing", url="http://notices.example/")
+    rings: list[float] = []
+    pool = SenderPool(
+        runtime.sessions,
+        runtime.settings,
+        {"webhook": sender},
+        wake=lambda: rings.append(time.monotonic()),
+    )
+    try:
+        pool.submit(claim(runtime.sessions, emit(runtime), runtime.settings))
+        assert pool.wait_idle(10)
+    finally:
+        pool.stop(10)
+    with runtime.sessions() as session:
+        notices = session.scalars(select(Delivery.status).where(Delivery.kind == "event")).all()
+    assert sorted(notices) == ["failed", "pending"]  # the hook's delivery and its notice
+    assert len(rings) == 1
