@@ -192,8 +192,7 @@ def recover(
             recovers_ids=[row.id for row in originals],
         )
         session.commit()
-        if ids:  # none when a call at the same time recovered this whole batch first
-            doorbell.ring(ids)
+        doorbell.ring(ids)
         recovered += ids
         if len(originals) < settings.recovery_batch_size:
             break

@@ -82,7 +82,8 @@ def test_failed_and_skipped_deliveries_of_the_window_are_sent_again_once(
     ended(runtime, uuid, ["failed"], minutes_ago=90)  # before the window
     with runtime.sessions.begin() as session:
         notification = session.scalars(select(Notification).filter_by(uuid=uuid)).one()
-        add_delivery(session, notification, status="failed", kind="test")
+        ended_at = NOW - timedelta(minutes=10)
+        add_delivery(session, notification, status="failed", kind="test", finished_at=ended_at)
     ended(runtime, hook(runtime), ["failed"])  # another notification's
     doorbell = RecordingDoorbell()
 
@@ -121,6 +122,21 @@ def test_since_is_in_the_window_and_until_is_not(runtime: Runtime) -> None:
 
     assert result.count == 2
     assert set(recoveries(runtime)) == {first, second}
+
+
+def test_a_delivery_that_ends_after_the_call_began_is_left_for_a_later_one(
+    runtime: Runtime,
+) -> None:
+    """So a call ends even when the recoveries it queues fail again while it runs."""
+    uuid = hook(runtime)
+    with runtime.sessions.begin() as session:
+        notification = session.scalars(select(Notification).filter_by(uuid=uuid)).one()
+        later = NOW + timedelta(minutes=5)
+        add_delivery(session, notification, status="failed", finished_at=later)
+
+    result = recover(runtime, uuid, NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+
+    assert result.count == 0
 
 
 def test_a_large_recovery_commits_and_rings_batch_by_batch_oldest_first(
