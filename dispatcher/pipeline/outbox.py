@@ -11,7 +11,8 @@ good by the sweep.
   failed or skipped deliveries, the per-notification events of ``repo_image_expiry``).
 * :func:`discard_deliveries` deletes the deliveries of notifications being deleted.
 
-Ids are made here, so nothing is read back; each is the delivery's ``webhook-id`` for good.
+Ids are made here, so nothing is read back but which recoveries were stored; each id is the
+delivery's ``webhook-id`` for good.
 """
 
 from __future__ import annotations
