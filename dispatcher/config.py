@@ -175,6 +175,7 @@ class Settings(BaseSettings):
     # operating it: delivery log, retention, readiness, metrics
     delivery_log_default_limit: int = Field(default=20, ge=1)
     delivery_log_max_limit: int = Field(default=100, ge=1)
+    recovery_batch_size: int = Field(default=500, ge=1)
     retention_interval: float = Field(default=3600.0, gt=0)
     retention_batch_size: int = Field(default=1000, ge=1)
     readiness_timeout: float = Field(default=2.0, gt=0)

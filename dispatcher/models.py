@@ -9,7 +9,9 @@ server_secrets (stand alone; e.g. the console's cookie-signing key when none is 
 
 A notification is disabled while ``disabled_at`` is set (when ``number_of_failures`` reaches
 ``max_failures``); reset clears both. A delivery is ``pending`` until it ends ``succeeded``,
-``failed`` or ``skipped``; ``lease_until`` marks a doorbell rung or a worker holding it.
+``failed`` or ``skipped``; ``lease_until`` marks a doorbell rung or a worker holding it. A
+recovery (``recovers_id`` set) is a new delivery of a failed or skipped one's event; the
+column is unique, so a delivery is recovered at most once.
 """
 
 from __future__ import annotations
@@ -149,6 +151,7 @@ class Delivery(Base):
         Index("ix_deliveries_notification_created", "notification_id", "created_at"),
         Index("ix_deliveries_event", "event_id"),
         Index("ix_deliveries_created_at", "created_at"),
+        Index("ix_deliveries_recovers", "recovers_id", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
@@ -162,6 +165,11 @@ class Delivery(Base):
     claim_token: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The failed or skipped delivery this one recovers; forgotten when that one is pruned.
+    recovers_id: Mapped[str | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL", name="fk_deliveries_recovers_id"),
+        nullable=True,
+    )
 
     notification: Mapped[Notification] = relationship()
     event: Mapped[Event] = relationship()

@@ -44,7 +44,10 @@ def add_delivery(
     status: str = "succeeded",
     kind: str = "event",
     attempts: int = 1,
+    finished_at: datetime | None = None,
 ) -> Delivery:
+    """A delivery of a new event; unless pending it finished one second per attempt after it
+    was created, or at ``finished_at``."""
     created = created_at or utcnow()
     event = Event(
         repository_id=notification.repository_id,
@@ -62,7 +65,9 @@ def add_delivery(
         attempt_count=attempts,
         next_attempt_at=created,
         created_at=created,
-        finished_at=None if status == "pending" else created + timedelta(seconds=attempts),
+        finished_at=None
+        if status == "pending"
+        else finished_at or created + timedelta(seconds=attempts),
     )
     session.add(delivery)
     session.flush()

@@ -181,3 +181,62 @@ def test_server_secrets_migration_downgrades_and_upgrades_again(
         assert "server_secrets" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_0007_keeps_the_deliveries_and_recovers_each_at_most_once(
+    backend: str, tmp_path: Path, postgres_database: Callable[[], str]
+) -> None:
+    from alembic import command
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from dispatcher.db import alembic_config
+
+    url = fresh_database_url(backend, tmp_path, postgres_database)
+    upgrade(url, "0006")
+    engine = create_engine(url)
+    delivery = (
+        "INSERT INTO deliveries (id, notification_id, event_id, kind, status, attempt_count,"
+        " next_attempt_at, created_at{column}) VALUES (:id, 1, 'e', 'event', 'failed', 1,"
+        " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP{value})"
+    )
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO repositories (id, namespace, name, created_at)"
+                    " VALUES (1, 'acme', 'web', CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO notifications (id, uuid, repository_id, event, method, config,"
+                    " event_config, number_of_failures, created_at, updated_at) VALUES"
+                    " (1, 'u', 1, 'repo_push', 'webhook', '{}', '{}', 0, CURRENT_TIMESTAMP,"
+                    " CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO events (id, repository_id, name, data, created_at)"
+                    " VALUES ('e', 1, 'repo_push', '{}', CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(text(delivery.format(column="", value="")), {"id": "old"})
+        upgrade(url)
+        recovery = delivery.format(column=", recovers_id", value=", 'old'")
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT recovers_id FROM deliveries")).all() == [(None,)]
+            conn.execute(text(recovery), {"id": "first"})
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text(recovery), {"id": "second"})
+
+        command.downgrade(alembic_config(url), "0006")
+        with engine.connect() as conn:
+            columns = {column["name"] for column in inspect(conn).get_columns("deliveries")}
+            assert "recovers_id" not in columns
+            ids = conn.execute(text("SELECT id FROM deliveries ORDER BY id")).scalars().all()
+        assert ids == ["first", "old"]
+    finally:
+        engine.dispose()

@@ -7,11 +7,12 @@ good by the sweep.
 
 * :func:`add_event_with_deliveries` stores an event and one delivery of it per notification
   (a producer's fan-out, a test): on PostgreSQL in one statement, elsewhere in two.
-* :func:`add_deliveries` adds deliveries of events already stored (a redelivery, the
-  per-notification events of ``repo_image_expiry``).
+* :func:`add_deliveries` adds deliveries of events already stored (a redelivery, a recovery of
+  failed or skipped deliveries, the per-notification events of ``repo_image_expiry``).
 * :func:`discard_deliveries` deletes the deliveries of notifications being deleted.
 
-Ids are made here, so nothing is read back; each is the delivery's ``webhook-id`` for good.
+Ids are made here, so nothing is read back but which recoveries were stored; each id is the
+delivery's ``webhook-id`` for good.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, bindparam, delete, insert, select, text
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from dispatcher.models import Attempt, Delivery, Event, UTCDateTime
@@ -104,6 +106,23 @@ _DELIVERIES_POSTGRESQL = text(
     " CAST(:event_ids AS varchar[])) AS d(id, notification_id, event_id)"
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 
+# A recovery of a delivery already recovered (by a call running at the same time) is not
+# stored: the unique index on recovers_id decides, and RETURNING says which rows were.
+_RECOVERIES_POSTGRESQL = text(
+    "INSERT INTO deliveries (id, notification_id, event_id, kind, status, attempt_count,"
+    " next_attempt_at, created_at, recovers_id)"
+    " SELECT d.id, d.notification_id, d.event_id, :kind, :pending, 0, :now, :now, d.recovers_id"
+    " FROM unnest(CAST(:ids AS varchar[]), CAST(:notification_ids AS integer[]),"
+    " CAST(:event_ids AS varchar[]), CAST(:recovers_ids AS varchar[]))"
+    " AS d(id, notification_id, event_id, recovers_id)"
+    " ON CONFLICT (recovers_id) DO NOTHING RETURNING id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+_RECOVERIES_SQLITE = (
+    sqlite_insert(DELIVERY_TABLE)
+    .on_conflict_do_nothing(index_elements=["recovers_id"])
+    .returning(DELIVERY_TABLE.c.id)
+)
+
 
 def add_deliveries(
     session: Session,
@@ -111,44 +130,64 @@ def add_deliveries(
     event_ids: Sequence[str],
     kind: str,
     now: datetime,
+    *,
+    recovers_ids: Sequence[str] | None = None,
 ) -> list[str]:
     """Insert one pending delivery of ``kind`` per notification, the i-th of ``event_ids[i]``,
-    with one statement; their ids."""
+    with one statement; their ids.
+
+    With ``recovers_ids`` the i-th delivery recovers delivery ``recovers_ids[i]``: it is not
+    inserted when that delivery is recovered already, and only the ids of those inserted are
+    returned (in the order given)."""
     if not notification_ids:
         return []
     ids = [str(uuid.uuid4()) for _ in notification_ids]
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            _DELIVERIES_POSTGRESQL,
-            {
-                "ids": ids,
-                "notification_ids": list(notification_ids),
-                "event_ids": list(event_ids),
-                "kind": kind,
-                "pending": DeliveryStatus.PENDING,
-                "now": now,
-            },
-        )
+    recovers: list[str | None] = [None] * len(ids) if recovers_ids is None else [*recovers_ids]
+    values: dict[str, Any] = {
+        "ids": ids,
+        "notification_ids": list(notification_ids),
+        "event_ids": list(event_ids),
+        "recovers_ids": recovers,
+        "kind": kind,
+        "pending": DeliveryStatus.PENDING,
+        "now": now,
+    }
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if recovers_ids is None:
+        if postgresql:
+            session.execute(_DELIVERIES_POSTGRESQL, values)
+        else:
+            session.execute(insert(DELIVERY_TABLE), _rows(values))
         return ids
-    session.execute(
-        insert(DELIVERY_TABLE),
-        [
-            {
-                "id": delivery_id,
-                "notification_id": notification_id,
-                "event_id": event_id,
-                "kind": kind,
-                "status": DeliveryStatus.PENDING,
-                "attempt_count": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-            for delivery_id, notification_id, event_id in zip(
-                ids, notification_ids, event_ids, strict=True
-            )
-        ],
-    )
-    return ids
+    if postgresql:
+        inserted = set(session.scalars(_RECOVERIES_POSTGRESQL, values))
+    else:
+        inserted = set(session.scalars(_RECOVERIES_SQLITE, _rows(values)))
+    return [delivery_id for delivery_id in ids if delivery_id in inserted]
+
+
+def _rows(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of :func:`add_deliveries`' column ``values``, one dictionary each."""
+    return [
+        {
+            "id": delivery_id,
+            "notification_id": notification_id,
+            "event_id": event_id,
+            "kind": values["kind"],
+            "status": DeliveryStatus.PENDING,
+            "attempt_count": 0,
+            "next_attempt_at": values["now"],
+            "created_at": values["now"],
+            "recovers_id": recovers_id,
+        }
+        for delivery_id, notification_id, event_id, recovers_id in zip(
+            values["ids"],
+            values["notification_ids"],
+            values["event_ids"],
+            values["recovers_ids"],
+            strict=True,
+        )
+    ]
 
 
 def discard_deliveries(session: Session, notification_ids: Select[int] | list[int]) -> None:

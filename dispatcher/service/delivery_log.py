@@ -1,9 +1,12 @@
-"""The delivery log: list, read and redeliver one notification's deliveries; prune old ones.
+"""The delivery log: list, read and redeliver one notification's deliveries, and recover the
+ones that failed or were skipped in a window of time.
 
 What the API's ``…/notification/{uuid}/deliveries`` routes and ``dispatcher deliveries`` call.
 Pages are newest first and keyed on ``(created_at, id)``; the cursor is opaque to callers.
 A redelivery is a new delivery (kind ``redelivery``, a new id and so a new ``webhook-id``) of
-the same stored event; like a test it is sent even while the notification is disabled.
+the same stored event; like a test it is sent even while the notification is disabled. A
+recovery is a redelivery that names the delivery it recovers (``recovers_id``, unique), so
+that no delivery is recovered twice.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import base64
 import binascii
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from dispatcher.bounds import is_uuid
 from dispatcher.config import Settings
@@ -32,6 +36,15 @@ from dispatcher.models import (
 from dispatcher.pipeline import outbox
 from dispatcher.pipeline.doorbell import Doorbell
 from dispatcher.vocabulary import DeliveryKind, DeliveryStatus
+
+# What a recovery sends again: deliveries that ended without reaching their receiver.
+RECOVERABLE = (DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
+# The ISO-8601 times a caller may write: a date, a time to the minute, second or microsecond,
+# and an offset or Z (``fromisoformat`` alone would accept a trailing NUL).
+_ISO_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?",
+    re.ASCII,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +138,110 @@ def redeliver(session: Session, original: Delivery, doorbell: Doorbell) -> Deliv
     session.commit()
     doorbell.ring([delivery_id])
     return get_delivery_by_id(session, delivery_id)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What :func:`recover` queued: the new deliveries' ids, oldest recovered delivery first."""
+
+    delivery_ids: Sequence[str]
+
+    @property
+    def count(self) -> int:
+        return len(self.delivery_ids)
+
+
+def recover(
+    session: Session,
+    notification: Notification,
+    settings: Settings,
+    doorbell: Doorbell,
+    since: datetime,
+    until: datetime | None = None,
+) -> Recovery:
+    """Queue a new delivery (kind ``redelivery``) of the event of each delivery of
+    ``notification`` that ended failed or skipped at ``since`` or later and before ``until``
+    (aware times; ``until`` defaults to now) and that no delivery recovers yet, oldest first.
+    Works in batches of ``settings.recovery_batch_size``, committing and then ringing after
+    each.
+
+    Each delivery is recovered at most once, even by two calls at once, so a second identical
+    call recovers nothing new; a recovery that fails in turn may be recovered by a later call.
+    Test deliveries are left alone (their event is a sample). Like a redelivery, a recovery is
+    sent even while the notification is disabled.
+
+    Raises InvalidRequestError unless ``since`` is before ``until`` and the window is no longer
+    than the retention window."""
+    started = utcnow()
+    until = started if until is None else until
+    check_window(since, until, settings)
+    # Deliveries that end from here on (this call's own recoveries among them) are not
+    # candidates, so the loop ends even when recoveries fail again at once.
+    candidates = _unrecovered(notification, since, min(until, started))
+    recovered: list[str] = []
+    while True:
+        originals = session.execute(candidates.limit(settings.recovery_batch_size)).all()
+        if not originals:
+            break
+        ids = outbox.add_deliveries(
+            session,
+            [notification.id] * len(originals),
+            [row.event_id for row in originals],
+            DeliveryKind.REDELIVERY,
+            utcnow(),
+            recovers_ids=[row.id for row in originals],
+        )
+        session.commit()
+        doorbell.ring(ids)
+        recovered += ids
+        if len(originals) < settings.recovery_batch_size:
+            break
+    if recovered:
+        log.info("recovered %d deliveries of notification %s", len(recovered), notification.uuid)
+    return Recovery(delivery_ids=recovered)
+
+
+def _unrecovered(notification: Notification, since: datetime, before: datetime) -> Select[str, str]:
+    """The ids and events of the deliveries :func:`recover` sends again, oldest first."""
+    recovery = aliased(Delivery)
+    return (
+        select(Delivery.id, Delivery.event_id)
+        .where(
+            Delivery.notification_id == notification.id,
+            Delivery.status.in_(RECOVERABLE),
+            Delivery.kind != DeliveryKind.TEST,
+            Delivery.finished_at >= since,
+            Delivery.finished_at < before,
+            ~exists().where(recovery.recovers_id == Delivery.id),
+        )
+        .order_by(Delivery.finished_at, Delivery.id)
+    )
+
+
+def check_window(since: datetime, until: datetime, settings: Settings) -> None:
+    """InvalidRequestError unless ``since`` is before ``until`` and they are at most the
+    retention window apart (deliveries older than that are pruned)."""
+    if since >= until:
+        raise InvalidRequestError(f"'since' ({_iso(since)}) must be before 'until' ({_iso(until)})")
+    if until - since > timedelta(seconds=settings.retention_seconds):
+        raise InvalidRequestError(
+            "From 'since' to 'until' may be at most the retention window, "
+            f"{settings.delivery_retention}: older deliveries are pruned"
+        )
+
+
+def parse_time(text: str, name: str) -> datetime:
+    """``text``, an ISO-8601 time (``2026-12-01T08:00:00Z``; one without an offset is UTC), as
+    an aware UTC time; InvalidRequestError naming the field ``name`` if it is not one."""
+    if _ISO_TIME.fullmatch(text):
+        try:
+            parsed = datetime.fromisoformat(text)
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except (ValueError, OverflowError):
+            pass
+    raise InvalidRequestError(
+        f"'{name}' must be an ISO-8601 time such as 2026-12-01T08:00:00Z, not '{echo(text)}'"
+    )
 
 
 def get_delivery_by_id(session: Session, delivery_id: str) -> Delivery:

@@ -96,6 +96,12 @@ EMIT = st.builds(
     st.none() | st.just({"entity_name": "alice"}),
 )
 
+RECOVER = st.builds(
+    lambda since, until: {"since": since, **({} if until is None else {"until": until})},
+    st.sampled_from(["2030-01-01T00:00:00Z", "2030-01-01T08:00:00+02:00", "2030-01-01"]),
+    st.none() | st.just("2030-01-02T00:00:00Z"),
+)
+
 
 def nested(depth: int) -> Any:
     value: Any = 1
@@ -181,7 +187,7 @@ def maybe(data: st.DataObject, valid: Any, hostile: st.SearchStrategy[Any], labe
 
 # A hostile value: mostly the text that breaks things, sometimes any structure.
 HOSTILE = SPECIAL_TEXT | SPECIAL_TEXT | SPECIAL_TEXT | VALUES
-BODY_ROUTES = ("/notification/", "/events")
+BODY_ROUTES = ("/notification/", "/events", "/recover")
 FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -198,6 +204,9 @@ def test_hostile_bodies_get_no_5xx_and_a_4xx_changes_nothing(
     base = "/api/v1/repository/acme/web"
     if route == "/events":
         body, token = data.draw(EMIT, label="event body"), target.state.producer
+    elif route == "/recover":
+        body, token = data.draw(RECOVER, label="recover body"), target.state.admin
+        route = f"/notification/{target.state.notification}/deliveries/recover"
     else:
         body, token = data.draw(CREATE, label="create body"), target.state.admin
     for _ in range(data.draw(st.integers(min_value=1, max_value=3), label="hostile spots")):
@@ -230,6 +239,8 @@ def test_hostile_requests_to_every_route_get_no_5xx_and_a_4xx_changes_nothing(
         body = data.draw(CREATE, label="create body")
     elif path.endswith("/events"):
         body = data.draw(EMIT, label="event body")
+    elif path.rstrip("/").endswith("/recover"):
+        body = data.draw(RECOVER, label="recover body")
     content = None if body is None else json.dumps(body).encode()
     content = maybe(data, content, st.binary(max_size=100) | VALUES.map(json.dumps), "body")
     token = known.producer if path.endswith("/events") else known.admin

@@ -156,3 +156,18 @@ def test_openapi_lists_quays_account_and_authorized_email_operations(
         "confirmed",
     }
     assert "/authrepoemail" in spec["paths"]
+
+
+def test_recover_documents_its_body_its_answer_and_its_problems(http: httpx.Client) -> None:
+    spec = http.get("/openapi.json").json()
+    path = PREFIX + "/notification/{uuid}/deliveries/recover"
+    assert set(spec["paths"][path]) == {"post"}
+    recover = spec["paths"][path]["post"]
+    assert recover["operationId"] == "recoverNotificationDeliveries"
+    assert {"202", "400", "401", "403", "404"} <= set(recover["responses"])
+    assert "422" not in recover["responses"]
+    body = recover["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["since"] and set(body["properties"]) == {"since", "until"}
+    answer = recover["responses"]["202"]["content"]["application/json"]["schema"]["$ref"]
+    recovered = spec["components"]["schemas"][answer.rsplit("/", 1)[1]]
+    assert set(recovered["required"]) == {"recovered", "delivery_ids"}

@@ -21,6 +21,10 @@ MISTAKES: list[tuple[tuple[str, ...], dict[str, str], tuple[str, ...]]] = [
     (("db", "downgrade", "-5"), {}, ("-5",)),
     (("serve",), {"PORT": "70000"}, ("DISPATCHER_PORT", "65535")),
     (("worker",), {"LEASE_SECONDS": "10"}, ("DISPATCHER_LEASE_SECONDS", "HTTP_TIMEOUT + 1")),
+    (("deliveries", "recover", "u", "--since", "soon"), {}, ("--since: 'soon'", "ISO-8601")),
+    (("deliveries", "recover", "u", "--since", "2h", "--until", "0"), {}, ("--until: '0'",)),
+    (("deliveries", "recover", "u", "--since", "30d"), {}, ("retention window, 14d",)),
+    (("deliveries", "recover", "u", "--since", "1h", "--until", "2h"), {}, ("must be before",)),
 ]
 BAD_PORTS = ("70000", "0", "-1", "http")
 

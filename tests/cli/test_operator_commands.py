@@ -7,13 +7,14 @@ import json
 import os
 import subprocess
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from dispatcher.db import upgrade
-from dispatcher.models import Delivery, Notification
+from dispatcher.models import Delivery, Notification, utcnow
 from dispatcher.runtime import Runtime, create_runtime
 from tests.cli.conftest import CLI, COMMAND
 from tests.conftest import BACKENDS, fresh_database_url, settings_for
@@ -173,6 +174,37 @@ def test_deliveries_list_and_redeliver(database: Runtime, cli: CLI) -> None:
         assert new is not None and (new.kind, new.status) == ("redelivery", "pending")
 
 
+def test_deliveries_recover_sends_a_window_again_once(database: Runtime, cli: CLI) -> None:
+    hour_ago = utcnow() - timedelta(hours=1)
+    with database.sessions.begin() as session:
+        notification = add_notification(session, failures=3, disabled=True)
+        uuid = notification.uuid
+        failed = add_delivery(session, notification, status="failed", finished_at=hour_ago)
+        skipped = add_delivery(session, notification, status="skipped", finished_at=hour_ago)
+        old = add_delivery(
+            session, notification, status="failed", finished_at=hour_ago - timedelta(hours=2)
+        )
+        add_delivery(session, notification, finished_at=hour_ago)  # succeeded
+        originals = {failed.id, skipped.id}
+
+    iso = (hour_ago - timedelta(hours=3)).isoformat()
+    older = cli("deliveries", "recover", uuid, "--since", iso, "--until", "2h")
+    recent = json.loads(cli("deliveries", "recover", uuid, "--since", "2h", "--json").stdout)
+    again = json.loads(cli("deliveries", "recover", uuid, "--since", "2h", "--json").stdout)
+
+    assert older.stdout == f"recovered 1 delivery of {uuid}\n"
+    assert recent["recovered"] == 2
+    assert again == {"recovered": 0, "delivery_ids": []}
+    with database.sessions() as session:
+        made = {
+            row.recovers_id: row
+            for row in session.scalars(select(Delivery).where(Delivery.recovers_id.is_not(None)))
+        }
+    assert set(made) == {*originals, old.id}
+    assert sorted(recent["delivery_ids"]) == sorted(made[i].id for i in originals)
+    assert {row.kind for row in made.values()} == {"redelivery"}
+
+
 @pytest.mark.parametrize(
     "command",
     [
@@ -182,6 +214,7 @@ def test_deliveries_list_and_redeliver(database: Runtime, cli: CLI) -> None:
         ("deliveries",),
         ("deliveries", "list"),
         ("deliveries", "redeliver"),
+        ("deliveries", "recover"),
     ],
 )
 def test_help(command: tuple[str, ...], tmp_path: Path) -> None:

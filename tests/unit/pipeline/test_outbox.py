@@ -68,3 +68,43 @@ def test_deliveries_of_stored_events_and_their_discarding(runtime: Runtime) -> N
     with runtime.sessions() as session:
         assert list(session.scalars(select(Delivery.id))) == [ids[0]]
         assert session.scalar(select(func.count()).select_from(Attempt)) == 0
+
+
+def test_a_delivery_is_recovered_at_most_once(runtime: Runtime) -> None:
+    repository = add_repository(runtime)
+    notification = notify(runtime)
+    with runtime.sessions.begin() as session:
+        events = [
+            outbox.add_event(session, outbox.new_event(repository, "repo_push", {}, None, utcnow()))
+            for _ in range(3)
+        ]
+        first, second, third = outbox.add_deliveries(
+            session, [notification] * 3, events, DeliveryKind.EVENT, utcnow()
+        )
+    with runtime.sessions.begin() as session:
+        recovered = outbox.add_deliveries(
+            session,
+            [notification] * 2,
+            events[:2],
+            DeliveryKind.REDELIVERY,
+            utcnow(),
+            recovers_ids=[first, second],
+        )
+    with runtime.sessions.begin() as session:
+        # a second call that selected its deliveries before the first one committed
+        again = outbox.add_deliveries(
+            session,
+            [notification] * 2,
+            [events[1], events[2]],
+            DeliveryKind.REDELIVERY,
+            utcnow(),
+            recovers_ids=[second, third],
+        )
+
+    assert len(recovered) == 2 and len(again) == 1
+    with runtime.sessions() as session:
+        rows = {row.id: row for row in session.scalars(select(Delivery))}
+    assert [rows[i].recovers_id for i in [*recovered, *again]] == [first, second, third]
+    assert [rows[i].event_id for i in [*recovered, *again]] == events
+    assert {rows[i].status for i in again} == {DeliveryStatus.PENDING}
+    assert len(rows) == 6
