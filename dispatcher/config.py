@@ -37,6 +37,9 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+# The most messages per second a rate limit may name (config.rate_limit, DEFAULT_RATE_LIMIT).
+MAX_RATE_LIMIT = 1000.0
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 # The databases dispatcher runs on, by URL scheme, and the SQLAlchemy driver each one uses.
@@ -123,6 +126,9 @@ class Settings(BaseSettings):
     retry_after_max: float = Field(default=3600.0, ge=0)
     allowed_networks: str = ""
     response_excerpt_bytes: int = Field(default=1024, ge=0)
+    # messages per second to one endpoint when neither its notification's config.rate_limit
+    # nor its method (Slack: 1/s) says; None: as fast as the pool sends
+    default_rate_limit: float | None = Field(default=None, gt=0, le=MAX_RATE_LIMIT)
 
     # worker and scheduler
     worker_batch_size: int = Field(default=200, ge=1)

@@ -23,6 +23,9 @@ from dispatcher.config import Settings
         ("worker_send_concurrency", "0"),
         ("worker_per_host_concurrency", "0"),
         ("worker_batch_size", "0"),
+        ("default_rate_limit", "0"),
+        ("default_rate_limit", "-1"),
+        ("default_rate_limit", "1000.5"),
     ],
 )
 def test_pipeline_settings_out_of_range_are_refused(
