@@ -172,6 +172,7 @@ class Settings(BaseSettings):
     sweep_batch_limit: int = Field(default=10_000, ge=1)
     idempotency_window: str = "24h"
     worker_queue: str = "dispatcher"
+    rate_limit_timeout: float = Field(default=0.25, gt=0)
     worker_task_events: bool = True
 
     # operating it: delivery log, retention, readiness, metrics
@@ -253,6 +254,11 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when no broker is configured: the API process also runs worker and scheduler."""
         return not self.broker_url
+
+    @property
+    def redis_broker(self) -> bool:
+        """True when the broker is Redis: workers share the ring flag and rate limits there."""
+        return (self.broker_url or "").startswith(("redis://", "rediss://", "unix://"))
 
 
 # Both parsers are pure and read on every delivery attempt: parse each text once.

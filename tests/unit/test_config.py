@@ -26,6 +26,7 @@ from dispatcher.config import Settings
         ("default_rate_limit", "0"),
         ("default_rate_limit", "-1"),
         ("default_rate_limit", "1000.5"),
+        ("rate_limit_timeout", "0"),
     ],
 )
 def test_pipeline_settings_out_of_range_are_refused(
