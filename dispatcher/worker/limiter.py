@@ -1,5 +1,5 @@
-"""Pacing the deliveries of one bucket (see :mod:`dispatcher.senders.ratelimit`): the generic
-cell rate algorithm (GCRA), with no burst.
+"""Pacing deliveries by their rate limits (see :mod:`dispatcher.senders.ratelimit`): the
+generic cell rate algorithm (GCRA), with no burst, and the sender pool's use of it.
 
 A bucket remembers one time, when its next message may go (the *theoretical arrival time*).
 :meth:`RateLimiter.acquire` answers 0.0 when that time has come, and moves it ``1 / rate``
@@ -14,7 +14,8 @@ however many callers ask, and a bucket idle for that long costs no memory.
   Redis cannot answer within ``settings.rate_limit_timeout`` it fails open: it paces in this
   process (logging a warning) and tries Redis again after :data:`REDIS_RETRY_AFTER` seconds.
 
-:func:`limiter_for` builds the one a worker's settings call for.
+:func:`limiter_for` builds the one a worker's settings call for; a :class:`Pacer` is what
+the sender pool asks about a job.
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from datetime import datetime
 from typing import Protocol
 
 import redis
 
 from dispatcher.config import Settings
+from dispatcher.pipeline.claim import Job
+from dispatcher.senders.ratelimit import RateLimit
+from dispatcher.senders.registry import rate_limit
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +146,37 @@ class RedisRateLimiter:
         self._client.close()
 
 
+class Pacer:
+    """The rate limits of a sender pool's jobs: which are paced (those of ``methods`` whose
+    notification, method or settings name a rate), whether a paced lane keeps one more, and
+    whether the next may go now (asking ``limiter``)."""
+
+    def __init__(self, settings: Settings, methods: Collection[str], limiter: RateLimiter):
+        self._settings = settings
+        self._methods = frozenset(methods)
+        self._limiter = limiter
+
+    def limit_of(self, job: Job) -> RateLimit | None:
+        if job.method not in self._methods:
+            return None
+        return rate_limit(job.method, job.config, self._settings)
+
+    def keeps(self, job: Job, limit: RateLimit, ahead: int, now: datetime) -> bool:
+        """True when the budget can send ``job`` after the ``ahead`` jobs before it while its
+        lease still allows a send: the rest would be handed back by then anyway."""
+        usable = (job.lease_until - now).total_seconds() - self._settings.http_timeout - 1.0
+        return ahead == 0 or ahead / limit.rate <= usable
+
+    def wait(self, job: Job) -> float:
+        """0.0 when ``job`` may be sent now (a paced one has taken its slot), else the seconds
+        until its budget allows it."""
+        limit = self.limit_of(job)
+        return 0.0 if limit is None else self._limiter.acquire(limit.bucket, limit.rate)
+
+    def close(self) -> None:
+        self._limiter.close()
+
+
 def limiter_for(settings: Settings) -> RateLimiter:
     """A :class:`RedisRateLimiter` on the broker when it is Redis (its calls time out after
     ``settings.rate_limit_timeout``: the worker's loop waits for them), a
@@ -159,6 +195,7 @@ def connect(url: str, timeout: float) -> redis.Redis:
 
 __all__ = [
     "LocalRateLimiter",
+    "Pacer",
     "RateLimiter",
     "RedisRateLimiter",
     "connect",

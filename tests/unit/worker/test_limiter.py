@@ -8,6 +8,8 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
@@ -19,12 +21,14 @@ from dispatcher.worker.limiter import (
     KEY_PREFIX,
     PRUNE_AT,
     LocalRateLimiter,
+    Pacer,
     RedisRateLimiter,
     connect,
     limiter_for,
 )
 from tests.conftest import free_port
 from tests.redisserver import RedisServer
+from tests.unit.pipeline_helpers import make_job
 
 
 class Clock:
@@ -191,6 +195,36 @@ def test_a_broker_other_than_redis_or_none_paces_in_process() -> None:
     assert isinstance(
         limiter_for(Settings(broker_url="amqp://guest@localhost//")), LocalRateLimiter
     )
+
+
+# -- the pool's pacer ----------------------------------------------------------------------------
+
+
+def test_a_pacer_keeps_what_the_budget_can_send_within_a_lease() -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    pacer = Pacer(Settings(http_timeout=1.0, lease_seconds=12), ["webhook"], LocalRateLimiter())
+    job = make_job(
+        lease_until=now + timedelta(seconds=12), config={"url": "http://h/", "rate_limit": 2}
+    )
+    limit = pacer.limit_of(job)
+    assert limit is not None and limit.rate == 2.0
+    # 10 s of the lease allow a send: 20 ahead at 2/s fit, 21 do not
+    assert pacer.keeps(job, limit, 20, now)
+    assert not pacer.keeps(job, limit, 21, now)
+    assert pacer.keeps(
+        job, limit, 0, now + timedelta(seconds=60)
+    )  # a lane's first: the pool decides
+    assert pacer.limit_of(replace(job, method="sms")) is None  # a method the pool cannot send
+
+
+def test_a_pacer_asks_its_limiter_for_paced_jobs_only() -> None:
+    clock = Clock()
+    pacer = Pacer(Settings(), ["webhook"], LocalRateLimiter(clock))
+    paced = make_job(config={"url": "http://h/", "rate_limit": 4})
+    unpaced = make_job(config={"url": "http://h/"})
+    assert pacer.wait(paced) == 0.0
+    assert pacer.wait(paced) == pytest.approx(0.25)
+    assert pacer.wait(unpaced) == pacer.wait(unpaced) == 0.0
 
 
 def test_a_redis_that_drops_connections_costs_one_try_per_check() -> None:
