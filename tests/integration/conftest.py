@@ -120,6 +120,12 @@ def receiver() -> Iterator[Receiver]:
         yield state
 
 
+class _Server(ThreadingHTTPServer):
+    # Room for a worker's burst of connections (the default backlog of 5 drops SYNs beyond
+    # it, and the client's retry comes a second later: a delay that is not the sender's).
+    request_queue_size = 128
+
+
 @contextmanager
 def receiving() -> Iterator[Receiver]:
     """A :class:`Receiver` listening on a free loopback port until the block ends."""
@@ -146,7 +152,7 @@ def receiving() -> Iterator[Receiver]:
         def log_message(self, *_args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     state.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
