@@ -83,6 +83,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = 0.0  # time.monotonic() when the request had arrived
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -136,10 +137,13 @@ def receiving() -> Iterator[Receiver]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            arrived = time.monotonic()
             if state.delay:
                 time.sleep(state.delay)
             with state.lock:
-                state.requests.append(Received(self.path, dict(self.headers.items()), body))
+                state.requests.append(
+                    Received(self.path, dict(self.headers.items()), body, arrived)
+                )
                 status = state.status
                 if state.fail_first and self.path not in state.seen:
                     status = 503
@@ -212,13 +216,16 @@ class Pipeline:
     def env(self) -> dict[str, str]:
         return pipeline_env(self.database_url, self.broker_url, **self.overrides)
 
-    def start(self, command: str, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
-        """``dispatcher command args`` in a session of its own; its output goes to ``log``
-        (appended) or nowhere."""
+    def start(
+        self, command: str, *args: str, log: Path | None = None, **settings: str
+    ) -> subprocess.Popen[bytes]:
+        """``dispatcher command args`` in a session of its own, with ``settings`` over the
+        pipeline's; its output goes to ``log`` (appended) or nowhere."""
+        env = pipeline_env(self.database_url, self.broker_url, **{**self.overrides, **settings})
         with open(log or os.devnull, "ab") as output:
             process = subprocess.Popen(
                 [sys.executable, "-m", "dispatcher", command, *args],
-                env=self.env,
+                env=env,
                 stdout=output,
                 stderr=output,
                 start_new_session=True,
