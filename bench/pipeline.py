@@ -81,7 +81,11 @@ def database(kind: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def receiver(
-    delay: float = 0.0, hang: bool = False, log: str | None = None, fail_first: bool = False
+    delay: float = 0.0,
+    hang: bool = False,
+    log: str | None = None,
+    fail_first: bool = False,
+    marks: tuple[str, ...] = (),
 ) -> Iterator[int]:
     port = free_port()
     args = [sys.executable, str(ROOT / "bench" / "receiver.py"), str(port), "--delay", str(delay)]
@@ -91,6 +95,8 @@ def receiver(
         args.append("--fail-first")
     if log:
         args += ["--log", log]
+    for mark in marks:
+        args += ["--mark", mark]
     process = subprocess.Popen(args)
     deadline = time.monotonic() + 10
     while True:

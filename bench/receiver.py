@@ -1,10 +1,12 @@
 """A small asyncio HTTP/1.1 receiver for the benchmarks (keep-alive, no framework).
 
-    python bench/receiver.py PORT [--delay S] [--hang] [--fail-first] [--log FILE]
+    python bench/receiver.py PORT [--delay S] [--hang] [--fail-first] [--log FILE] [--mark T]
 
 Answers every POST with 200 after ``--delay`` seconds, or never (``--hang``); with
 ``--fail-first``, the first request of each ``webhook-id`` gets 503 (its retry gets 200). With
-``--log`` it writes ``<webhook-id> <receive time>`` per request to FILE when it gets SIGTERM."""
+``--log`` it writes ``<webhook-id> <receive time>`` per request to FILE when it gets SIGTERM,
+followed by the first ``--mark`` text found in the request's body, if any (``--mark`` may be
+given more than once)."""
 
 from __future__ import annotations
 
@@ -25,8 +27,10 @@ async def main() -> None:
     parser.add_argument("--hang", action="store_true")
     parser.add_argument("--fail-first", action="store_true")
     parser.add_argument("--log")
+    parser.add_argument("--mark", action="append", default=[])
     args = parser.parse_args()
-    seen: list[tuple[str, float]] = []
+    marks = [mark.encode() for mark in args.mark]
+    seen: list[tuple[str, float, str]] = []
     answered: set[str] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -43,10 +47,10 @@ async def main() -> None:
                         length = int(value.strip())
                     elif key == b"webhook-id":
                         webhook_id = value.strip().decode()
-                if length:
-                    await reader.readexactly(length)
+                body = await reader.readexactly(length) if length else b""
                 if args.log:
-                    seen.append((webhook_id, received))
+                    mark = next((m.decode() for m in marks if m in body), "")
+                    seen.append((webhook_id, received, mark))
                 if args.hang:
                     await asyncio.sleep(3600)
                 if args.delay:
@@ -72,7 +76,9 @@ async def main() -> None:
         await stop.wait()
     if args.log:
         with open(args.log, "w") as out:
-            out.writelines(f"{webhook_id} {at}\n" for webhook_id, at in seen)
+            out.writelines(
+                f"{webhook_id} {at}{f' {mark}' if mark else ''}\n" for webhook_id, at, mark in seen
+            )
 
 
 if __name__ == "__main__":

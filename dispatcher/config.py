@@ -38,6 +38,9 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+# The most messages per second a rate limit may name (config.rate_limit, DEFAULT_RATE_LIMIT).
+MAX_RATE_LIMIT = 1000.0
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 # The databases dispatcher runs on, by URL scheme, and the SQLAlchemy driver each one uses.
@@ -127,6 +130,9 @@ class Settings(BaseSettings):
     # where the operator hears of every failure notice of every repository
     notice_webhook: str | None = None
     notice_email: str | None = None
+    # messages per second to one endpoint when neither its notification's config.rate_limit
+    # nor its method (Slack: 1/s) says; None: as fast as the pool sends
+    default_rate_limit: float | None = Field(default=None, gt=0, le=MAX_RATE_LIMIT)
 
     # worker and scheduler
     worker_batch_size: int = Field(default=200, ge=1)
@@ -170,6 +176,7 @@ class Settings(BaseSettings):
     sweep_batch_limit: int = Field(default=10_000, ge=1)
     idempotency_window: str = "24h"
     worker_queue: str = "dispatcher"
+    rate_limit_timeout: float = Field(default=0.25, gt=0)
     worker_task_events: bool = True
 
     # operating it: delivery log, retention, readiness, metrics
@@ -272,6 +279,11 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when no broker is configured: the API process also runs worker and scheduler."""
         return not self.broker_url
+
+    @property
+    def redis_broker(self) -> bool:
+        """True when the broker is Redis: workers share the ring flag and rate limits there."""
+        return (self.broker_url or "").startswith(("redis://", "rediss://", "unix://"))
 
 
 # Both parsers are pure and read on every delivery attempt: parse each text once.

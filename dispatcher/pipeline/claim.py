@@ -89,7 +89,8 @@ def claim(
 def claim_due(
     sessions: sessionmaker[Session], settings: Settings, limit: int, *, now: datetime | None = None
 ) -> list[Job]:
-    """Claim up to ``limit`` due deliveries that nobody holds, oldest due first.
+    """Claim up to ``limit`` due deliveries that nobody holds, oldest due first; the jobs
+    come in that order (a rate-limited endpoint gets them in it).
 
     On PostgreSQL one statement picks the rows with ``FOR UPDATE SKIP LOCKED``, stamps them
     and reads what their jobs need."""
@@ -147,6 +148,7 @@ def _claim_due_postgresql(
             table.c.attempt_count,
             table.c.event_id,
             table.c.notification_id,
+            table.c.next_attempt_at,
         )
         .cte("claimed")
     )
@@ -165,6 +167,7 @@ def _claim_due_postgresql(
         .join(Notification, Notification.id == claimed.c.notification_id)
         .join(Repository, Repository.id == Notification.repository_id)
         .join(Event, Event.id == claimed.c.event_id)
+        .order_by(claimed.c.next_attempt_at)
     ).all()
     live = _skip_disabled(session, rows, now)
     events: dict[str, EventParts] = {}
@@ -207,6 +210,7 @@ def _claim(
             .join(Notification, Notification.id == Delivery.notification_id)
             .join(Repository, Repository.id == Notification.repository_id)
             .where(Delivery.id.in_(claimed))
+            .order_by(Delivery.next_attempt_at)
         ).all()
         live = _skip_disabled(session, rows, now)
         events = _load_events(session, {row[3] for row in live})

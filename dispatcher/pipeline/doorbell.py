@@ -121,10 +121,9 @@ class LocalRingFlag:
 
 def ring_flag(settings: Settings) -> RingFlag:
     """A Redis flag when the broker is Redis (the key is named after the worker queue)."""
-    url = settings.broker_url or ""
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if settings.broker_url and settings.redis_broker:
         client = redis.Redis.from_url(
-            url,
+            settings.broker_url,
             socket_timeout=settings.readiness_timeout,
             socket_connect_timeout=settings.readiness_timeout,
         )

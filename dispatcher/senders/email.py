@@ -1,6 +1,7 @@
 """The ``email`` method: a multipart/alternative message (plain text, then HTML) over SMTP.
 
-Config: ``email`` (one address, required). Subject = the event summary; bodies from
+Config: ``email`` (one address, required), ``rate_limit`` (optional messages per second, see
+:mod:`dispatcher.senders.ratelimit`). Subject = the event summary; bodies from
 ``templates/email/<event>.txt`` and ``.html`` (or ``_default``), the HTML autoescaped; From is
 ``settings.mail_from``; ``Message-ID`` is derived from the delivery id (stable across retries)
 and ``Date`` is the attempt time, so rendering stays pure.

@@ -3,7 +3,8 @@
 * :func:`config_fields` describes each method's config fields, for forms.
 * :func:`validate_config` checks a create request's ``config`` for a method without building
   any sender (the API calls it); Quay's legacy ``hipchat``, ``flowdock`` and
-  ``quay_notification`` are unknown here.
+  ``quay_notification`` are unknown here. Every method's config may carry ``rate_limit``
+  (:mod:`dispatcher.senders.ratelimit`), and :func:`rate_limit` says what a delivery goes at.
 * :func:`build_registry` builds the senders a worker uses, with its collaborators injected:
   the guarded, pooled httpx transport (:func:`dispatcher.senders.transport.make_http_transport`)
   and a factory of SMTP sessions (default: :func:`dispatcher.senders.email.smtp_factory`).
@@ -20,8 +21,9 @@ import httpx
 from dispatcher.config import Settings
 from dispatcher.configfields import ConfigField
 from dispatcher.errors import UnknownMethodError
-from dispatcher.senders import email, slack, webhook
+from dispatcher.senders import email, ratelimit, slack, webhook
 from dispatcher.senders.base import Sender
+from dispatcher.senders.ratelimit import RateLimit
 
 METHODS: tuple[str, ...] = ("webhook", "slack", "email")
 
@@ -43,11 +45,17 @@ _DESCRIBERS: Mapping[str, Callable[[dict[str, Any]], str]] = {
     "email": email.EmailSender.describe,
 }
 
+# Where each method delivers (the endpoint a rate limit's bucket is named after), and the
+# rate a method goes at when its notification names none.
+_ENDPOINT_FIELDS: Mapping[str, str] = {"webhook": "url", "slack": "url", "email": "email"}
+_DEFAULT_RATE_LIMITS: Mapping[str, float] = {"slack": slack.DEFAULT_RATE_LIMIT}
+
 __all__ = [
     "METHODS",
     "build_registry",
     "config_fields",
     "describe_target",
+    "rate_limit",
     "validate_config",
 ]
 
@@ -58,7 +66,9 @@ def validate_config(method: str, config: dict[str, Any], settings: Settings) -> 
     validator = _VALIDATORS.get(method)
     if validator is None:
         raise UnknownMethodError(method)
-    return validator(config, settings)
+    stored = validator(config, settings)
+    ratelimit.check(config)
+    return stored
 
 
 def config_fields(method: str) -> tuple[ConfigField, ...]:
@@ -75,6 +85,21 @@ def describe_target(method: str, config: dict[str, Any]) -> str:
     method); the sender's own :meth:`~dispatcher.senders.base.Sender.describe`."""
     describe = _DESCRIBERS.get(method)
     return describe(config) if describe is not None else "***"
+
+
+def rate_limit(method: str, config: dict[str, Any], settings: Settings) -> RateLimit | None:
+    """The rate deliveries of a ``method`` notification with ``config`` go at, and the bucket
+    they share; None when they are not paced (or ``method`` is not in :data:`METHODS`)."""
+    endpoint_field = _ENDPOINT_FIELDS.get(method)
+    if endpoint_field is None:
+        return None
+    return ratelimit.resolve(
+        method,
+        str(config.get(endpoint_field, "")),
+        config,
+        _DEFAULT_RATE_LIMITS.get(method),
+        settings.default_rate_limit,
+    )
 
 
 def build_registry(

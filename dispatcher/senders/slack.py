@@ -1,6 +1,7 @@
 """The ``slack`` method: POST Quay's payload to a Slack incoming-webhook URL.
 
-Config: ``url`` (required). The payload is Quay's::
+Config: ``url`` (required), ``rate_limit`` (optional, messages per second; by default
+:data:`DEFAULT_RATE_LIMIT`, see :mod:`dispatcher.senders.ratelimit`). The payload is Quay's::
 
     {"text": summary, "username": "quayiobot",
      "attachments": [{"fallback": summary, "text": <mrkdwn>, "color": <by level>,
@@ -34,6 +35,9 @@ COLORS = {
     "primary": "good",
 }
 DEFAULT_COLOR = "#ffffff"
+# Messages per second to one Slack webhook unless its notification says otherwise: the limit
+# Slack documents for incoming webhooks (beyond it Slack answers 429).
+DEFAULT_RATE_LIMIT = 1.0
 
 CONFIG_FIELDS = (
     ConfigField(

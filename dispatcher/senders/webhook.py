@@ -2,7 +2,8 @@
 to it) as JSON, with Standard Webhooks headers.
 
 Config: ``url`` (http/https, required), ``template`` (optional string holding a Quay JSON
-template; ``""`` means none), ``secret`` (optional ``whsec_<base64>``; enables signing).
+template; ``""`` means none), ``secret`` (optional ``whsec_<base64>``; enables signing),
+``rate_limit`` (optional messages per second, see :mod:`dispatcher.senders.ratelimit`).
 
 Headers: ``Content-Type: application/json``, ``webhook-id`` (the delivery id, stable across
 retries), ``webhook-timestamp`` (the attempt time, integer seconds) and, with a secret,

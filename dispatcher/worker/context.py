@@ -1,5 +1,6 @@
 """What one worker process holds, built once per process (after a prefork fork): a runtime,
-one sender registry sharing one pooled HTTP transport, one sender pool, and a sweeper that
+one sender registry sharing one pooled HTTP transport, one sender pool pacing rate-limited
+deliveries with one limiter (shared through Redis when the broker is Redis), and a sweeper that
 sweeps while this process holds the leader lease; the operator's notice targets synced with
 the settings when it starts. And :meth:`WorkerContext.drain`, what the
 worker does when rung."""
@@ -21,6 +22,7 @@ from dispatcher.runtime import Runtime, create_runtime
 from dispatcher.senders.base import Sender
 from dispatcher.service.notices import sync_operator_notices
 from dispatcher.worker.leader import leader_lease
+from dispatcher.worker.limiter import RateLimiter, limiter_for
 from dispatcher.worker.pool import SenderPool
 from dispatcher.worker.sweeper import Sweeper
 
@@ -33,8 +35,9 @@ STOP_MARGIN = 3.0
 
 class WorkerContext:
     """A runtime, one sender registry (sharing one pooled HTTP transport), one sender pool
-    (which closes the transport when it stops) and, with ``sweep``, a sweeper under the
-    leader lease. Work the pool hands back with a delay rings ``runtime.doorbell`` when due."""
+    (which closes the transport and the ``limiter`` when it stops) and, with ``sweep``, a
+    sweeper under the leader lease. Work the pool hands back with a delay rings
+    ``runtime.doorbell`` when due."""
 
     def __init__(
         self,
@@ -44,6 +47,7 @@ class WorkerContext:
         *,
         owns_runtime: bool = False,
         sweep: bool = False,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.runtime = runtime
         self.registry = registry
@@ -55,6 +59,7 @@ class WorkerContext:
             registry,
             http_transport=http_transport,
             wake=self._wake,
+            limiter=limiter,
         )
         try:
             sync_operator_notices(runtime.sessions, runtime.settings)
@@ -149,8 +154,9 @@ def build_context(
     doorbell: Doorbell | None = None,
     sweep: bool = False,
 ) -> WorkerContext:
-    """The production context: the guarded pooled transport and the senders' registry, on
-    ``runtime`` or on a new one ringing ``doorbell`` (the worker's own Celery doorbell)."""
+    """The production context: the guarded pooled transport, the senders' registry and the
+    limiter of ``settings`` (:func:`~dispatcher.worker.limiter.limiter_for`), on ``runtime`` or
+    on a new one ringing ``doorbell`` (the worker's own Celery doorbell)."""
     from dispatcher.senders.registry import build_registry
     from dispatcher.senders.transport import make_http_transport
 
@@ -158,4 +164,11 @@ def build_context(
     runtime = runtime or create_runtime(settings, doorbell)
     http_transport = make_http_transport(settings)
     registry = build_registry(settings, http_transport)
-    return WorkerContext(runtime, registry, http_transport, owns_runtime=owns_runtime, sweep=sweep)
+    return WorkerContext(
+        runtime,
+        registry,
+        http_transport,
+        owns_runtime=owns_runtime,
+        sweep=sweep,
+        limiter=limiter_for(settings),
+    )

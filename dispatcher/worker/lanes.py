@@ -12,6 +12,11 @@ pool then hands further jobs of it back to pending rather than wait for room. A 
 was idle and then gets a burst is not stuck: its sends have only just started. A lane with
 nothing waiting and nothing in flight is forgotten, so a worker's memory does not grow with
 every host it has ever sent to.
+
+A lane can be *held*: the job :meth:`Lanes.next` gave goes back to the front of its lane, and
+the lane takes no turn until it is released, so its jobs keep their order while it waits (the
+pool holds a rate-limited lane until its budget allows the next send, see
+:mod:`dispatcher.worker.limiter`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class _Lane:
     waiting: deque[Job] = field(default_factory=deque)
     started: list[float] = field(default_factory=list)  # of the sends in flight, oldest first
     last_answer: float = float("-inf")
+    held: bool = False
 
     @property
     def inflight(self) -> int:
@@ -61,6 +67,15 @@ class Lanes:
         if lane is None or len(lane.waiting) < self._capacity or not lane.started:
             return False
         return now - max(lane.started[0], lane.last_answer) >= self._stuck_after
+
+    def waiting(self, key: str) -> int:
+        """How many jobs wait in the lane of ``key``."""
+        lane = self._lanes.get(key)
+        return 0 if lane is None else len(lane.waiting)
+
+    def is_held(self, key: str) -> bool:
+        lane = self._lanes.get(key)
+        return lane is not None and lane.held
 
     def add(self, key: str, job: Job) -> bool:
         """Queue ``job`` in its lane; False (nothing queued) when the lane is full."""
@@ -100,6 +115,28 @@ class Lanes:
         self._offer(key, lane)
         self._forget_if_idle(key, lane)
 
+    def hold(self, key: str, job: Job) -> None:
+        """The job :meth:`next` gave is not sent yet: it goes back to the front of its lane,
+        which takes no turn until :meth:`release`."""
+        lane = self._lanes[key]
+        lane.waiting.appendleft(job)
+        self.queued += 1
+        lane.held = True
+
+    def release(self, key: str) -> None:
+        """The lane of ``key`` takes turns again (nothing happens to a lane not held)."""
+        lane = self._lanes.get(key)
+        if lane is not None and lane.held:
+            lane.held = False
+            self._offer(key, lane)
+
+    def release_all(self) -> None:
+        """Release every held lane (the pool is stopping: what waits is handed back)."""
+        for key, lane in self._lanes.items():
+            if lane.held:
+                lane.held = False
+                self._offer(key, lane)
+
     def finish(self, key: str, started: float, now: float) -> None:
         """The send of ``key`` begun at ``started`` has ended (whatever its outcome)."""
         lane = self._lanes[key]
@@ -110,7 +147,12 @@ class Lanes:
         self._forget_if_idle(key, lane)
 
     def _offer(self, key: str, lane: _Lane) -> None:
-        if lane.waiting and lane.inflight < self._concurrency and key not in self._ready_keys:
+        if (
+            lane.waiting
+            and not lane.held
+            and lane.inflight < self._concurrency
+            and key not in self._ready_keys
+        ):
             self._ready.append(key)
             self._ready_keys.add(key)
 

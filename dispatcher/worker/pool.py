@@ -13,6 +13,13 @@ too, rather than risk a second sender. Whatever is handed back with a delay arra
 wake-up: once it is recorded, ``wake`` is called when it is due again (the worker rings
 itself), so no hand-back waits for a sweep.
 
+Deliveries with a rate limit wait in a lane of their bucket, so nothing else of their host
+waits behind them. Before each send of such a lane the pool asks the ``limiter``; when the
+budget says wait, the job goes back to the front of its lane and the lane is held until then
+(no attempt is counted; the lane's jobs keep their order). Room in such a lane comes only at
+its rate, so :meth:`SenderPool.submit` never waits for it: it keeps what the budget can send
+within the jobs' leases and hands the rest back at once, due when their turn comes.
+
 :meth:`SenderPool.submit` is called from other threads and applies backpressure: it blocks
 while ``settings.worker_max_queued`` jobs wait. Outcomes go to the recorder thread, which
 calls :func:`dispatcher.pipeline.record.record` once per ``settings.record_batch_size``
@@ -46,8 +53,10 @@ from dispatcher.pipeline.attempt import Outcome, attempt, released
 from dispatcher.pipeline.claim import Job
 from dispatcher.pipeline.record import RecordSummary, record
 from dispatcher.senders.base import Sender
+from dispatcher.senders.ratelimit import RateLimit
 from dispatcher.vocabulary import AttemptResult
 from dispatcher.worker.lanes import Lanes
+from dispatcher.worker.limiter import LocalRateLimiter, Pacer, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +74,9 @@ class SenderPool:
 
     Thread-safe. Call :meth:`stop` to finish: in-flight sends complete, waiting jobs are
     handed back to pending, and every outcome is recorded before it returns (within its
-    timeout). ``wake`` is called (on an executor thread) when work this pool handed back with
-    a delay is due again."""
+    timeout), and the HTTP transport and the limiter are closed. ``wake`` is called (on an
+    executor thread) when work this pool handed back with a delay is due again. ``limiter``
+    paces rate-limited deliveries (by default within this process)."""
 
     def __init__(
         self,
@@ -77,9 +87,13 @@ class SenderPool:
         recorder: Recorder | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
         wake: Callable[[], None] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._settings = settings
         self._registry = registry
+        self._pacer = Pacer(
+            settings, registry, limiter if limiter is not None else LocalRateLimiter()
+        )
         self._record: Recorder = recorder or (lambda outcomes: record(sessions, outcomes, settings))
         self._transport = http_transport
         self._wake = wake
@@ -115,13 +129,18 @@ class SenderPool:
         """Queue ``jobs``; blocks while the pool already holds ``worker_max_queued`` jobs.
         Once the pool is stopping, the jobs are handed back at once."""
         settings = self._settings
-        overflow: list[Job] = []
+        overflow: list[tuple[Job, float]] = []
         lanes = self._lanes
         with self._lock:
             while lanes.queued >= settings.worker_max_queued and not self._stopping:
                 self._space.wait()
             for job in jobs:
-                key = self._target_key(job)
+                key, limit = self._lane_of(job)
+                if limit is not None:
+                    delay = self._queue_paced(key, limit, job)
+                    if delay is not None:
+                        overflow.append((job, delay))
+                    continue
                 # A target that answers keeps its lane moving: wait for room rather than hand
                 # work back. A stuck one (see Lanes.is_stuck) gets it back.
                 while (
@@ -132,15 +151,24 @@ class SenderPool:
                     self._poke()  # what waits must be started for room (or evidence) to come
                     self._space.wait(settings.target_busy_delay)
                 if self._stopping or not lanes.add(key, job):
-                    overflow.append(job)
+                    overflow.append((job, 0.0 if self._stopping else settings.target_busy_delay))
             self._unrecorded += len(jobs)
         if not self._poke():
             # The pool has stopped and its loop is closed: what was queued here is never sent,
             # and its leases run out for the sweep to ring it again.
             log.warning("sender pool: %d deliveries submitted after stop", len(jobs))
-        delay = 0.0 if self._stopping else settings.target_busy_delay
-        for job in overflow:
+        for job, delay in overflow:
             self._emit(released(job, delay))
+
+    def _queue_paced(self, key: str, limit: RateLimit, job: Job) -> float | None:
+        """Under the lock: queue ``job`` in its paced lane (None), or say in how many seconds
+        it is due when handed back. Room there comes only at its rate: none is waited for."""
+        if self._stopping:
+            return 0.0
+        ahead = self._lanes.waiting(key)
+        if self._pacer.keeps(job, limit, ahead, utcnow()) and self._lanes.add(key, job):
+            return None
+        return max(self._settings.target_busy_delay, ahead / limit.rate)
 
     def _poke(self) -> bool:
         """Have the loop start what it can; False when the loop is closed."""
@@ -149,6 +177,13 @@ class SenderPool:
         except RuntimeError:
             return False
         return True
+
+    def _lane_of(self, job: Job) -> tuple[str, RateLimit | None]:
+        """The lane of ``job`` (its target, or with a rate limit its target and bucket) and
+        its rate limit."""
+        key = self._target_key(job)
+        limit = self._pacer.limit_of(job)
+        return (key if limit is None else f"{key}/{limit.bucket}"), limit
 
     def _target_key(self, job: Job) -> str:
         sender = self._registry.get(job.method)
@@ -167,32 +202,53 @@ class SenderPool:
 
     def _pump(self) -> None:
         """Start a send for each ready target while fewer than ``worker_send_concurrency``
-        run (none while recording is paused); once stopping, hand every waiting job back."""
+        run (none while recording is paused), holding the lanes whose rate limit says wait;
+        once stopping, hand every waiting job back."""
         # a job must be able to time out before its lease ends, or a second sender may start
         deadline = utcnow() + timedelta(seconds=self._settings.http_timeout + 1.0)
         limit = self._settings.worker_send_concurrency
         starts: list[tuple[str, float, Job]] = []
-        handed_back: list[Job] = []
+        handed_back: list[tuple[Job, float]] = []
+        holds: list[tuple[str, float]] = []
         lanes = self._lanes
         with self._lock:
+            if self._stopping:
+                lanes.release_all()
             while self._stopping or (lanes.busy < limit and not self._paused):
                 taken = lanes.next()
                 if taken is None:
                     break
                 key, job = taken
                 if self._stopping or job.lease_until < deadline:
-                    handed_back.append(job)
+                    handed_back.append((job, 0.0))
                     lanes.drop(key)
+                    continue
+                wait = self._pacer.wait(job)
+                if wait > 0 and job.lease_until - timedelta(seconds=wait) < deadline:
+                    handed_back.append((job, wait))  # its turn comes after its lease
+                    lanes.drop(key)
+                    continue
+                if wait > 0:
+                    lanes.hold(key, job)
+                    holds.append((key, wait))
                     continue
                 starts.append((key, lanes.begin(key, time.monotonic()), job))
             if starts or handed_back:
                 self._space.notify_all()
-        for job in handed_back:
-            self._emit(released(job, 0.0))
+        for key, wait in holds:
+            self._loop.call_later(wait, self._release, key)
+        for job, delay in handed_back:
+            self._emit(released(job, delay))
         for key, started, job in starts:
             task = self._loop.create_task(self._send(key, started, job))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _release(self, key: str) -> None:
+        """On the loop: the wait of a held lane is over; its next job asks again."""
+        with self._lock:
+            self._lanes.release(key)
+        self._pump()
 
     async def _send(self, key: str, started: float, job: Job) -> None:
         DELIVERY_ID.set(job.delivery_id)  # this task's lines name its delivery
@@ -205,13 +261,14 @@ class SenderPool:
         self._pump()
 
     async def _finish(self) -> None:
-        """Let in-flight sends complete, then close the HTTP transport."""
+        """Let in-flight sends complete, then close the HTTP transport and the limiter."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._wake_handle is not None:
             self._wake_handle.cancel()
         if self._transport is not None:
             await self._transport.aclose()
+        self._pacer.close()
 
     def _schedule_wake(self, delay: float) -> None:
         """On the loop: ring ``wake`` in ``delay`` seconds, unless a ring comes sooner."""

@@ -313,6 +313,18 @@ BAD_BODIES: list[tuple[str, bytes, str]] = [
         "'title' is too long (maximum 255 characters)",
     ),
     ("deep nesting", b"[" * 100_000 + b"]" * 100_000, "Request body is not valid JSON"),
+    (
+        "rate_limit NaN",
+        b'{"event": "repo_push", "method": "slack", "eventConfig": {},'
+        b' "config": {"url": "https://hooks.slack.com/services/T0/B0/X", "rate_limit": NaN}}',
+        "Request body is not valid JSON: NaN is not a JSON number",
+    ),
+    (
+        "rate_limit infinite",
+        b'{"event": "repo_push", "method": "webhook", "eventConfig": {},'
+        b' "config": {"url": "http://e.com", "rate_limit": 1e999}}',
+        "out of range",
+    ),
 ]
 
 
@@ -348,6 +360,10 @@ def test_title_of_255_characters_is_accepted(http: httpx.Client, admin: dict[str
 
 # -- events, methods and their configs ---------------------------------------------------------
 
+RATE_LIMIT_MESSAGE = (
+    "config.rate_limit must be a number of messages per second above 0 and at most 1000"
+)
+
 INVALID: list[tuple[dict[str, Any], str]] = [
     ({"event": "repo_pull"}, "Unknown event 'repo_pull'"),
     ({"event": "quota_warning"}, "Unknown event 'quota_warning'"),
@@ -374,6 +390,15 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     (
         {"method": "email", "config": {"email": "a@example.com\r\nBcc: victim@example.com"}},
         "Invalid e-mail address",
+    ),
+    *(
+        ({"method": method, "config": {**config, "rate_limit": rate}}, RATE_LIMIT_MESSAGE)
+        for method, config in (
+            ("webhook", WEBHOOK),
+            ("slack", {"url": "https://hooks.slack.com/services/T0/B0/X"}),
+            ("email", {"email": "ops@example.com"}),
+        )
+        for rate in (0, -1, "2", True, 1000.5, [1])
     ),
     ({"event": "build_success", "eventConfig": {"ref-regex": "]["}}, "ref-regex"),
     ({"event": "vulnerability_found", "eventConfig": {"level": 6}}, "'level'"),
@@ -412,6 +437,21 @@ VALID_EVENT_CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("repo_image_expiry", {"days": "7"}),
     ("repo_image_expiry", {"days": 36500}),
 ]
+
+
+@pytest.mark.parametrize(
+    ("method", "config"),
+    [
+        ("webhook", {**WEBHOOK, "rate_limit": 0.5}),
+        ("slack", {"url": "https://hooks.slack.com/services/T0/B0/X", "rate_limit": 20}),
+    ],
+)
+def test_a_rate_limit_is_stored_and_shown(
+    http: httpx.Client, admin: dict[str, str], method: str, config: dict[str, Any]
+) -> None:
+    response = create(http, admin, method=method, config=config)
+    assert response.status_code == 201, response.text
+    assert response.json()["config"] == config
 
 
 @pytest.mark.parametrize(("event", "event_config"), VALID_EVENT_CONFIGS)

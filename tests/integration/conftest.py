@@ -83,6 +83,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = 0.0  # time.monotonic() when the request had arrived
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -120,6 +121,12 @@ def receiver() -> Iterator[Receiver]:
         yield state
 
 
+class _Server(ThreadingHTTPServer):
+    # Room for a worker's burst of connections (the default backlog of 5 drops SYNs beyond
+    # it, and the client's retry comes a second later: a delay that is not the sender's).
+    request_queue_size = 128
+
+
 @contextmanager
 def receiving() -> Iterator[Receiver]:
     """A :class:`Receiver` listening on a free loopback port until the block ends."""
@@ -130,10 +137,13 @@ def receiving() -> Iterator[Receiver]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            arrived = time.monotonic()
             if state.delay:
                 time.sleep(state.delay)
             with state.lock:
-                state.requests.append(Received(self.path, dict(self.headers.items()), body))
+                state.requests.append(
+                    Received(self.path, dict(self.headers.items()), body, arrived)
+                )
                 status = state.status
                 if state.fail_first and self.path not in state.seen:
                     status = 503
@@ -146,7 +156,7 @@ def receiving() -> Iterator[Receiver]:
         def log_message(self, *_args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     state.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -206,13 +216,16 @@ class Pipeline:
     def env(self) -> dict[str, str]:
         return pipeline_env(self.database_url, self.broker_url, **self.overrides)
 
-    def start(self, command: str, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
-        """``dispatcher command args`` in a session of its own; its output goes to ``log``
-        (appended) or nowhere."""
+    def start(
+        self, command: str, *args: str, log: Path | None = None, **settings: str
+    ) -> subprocess.Popen[bytes]:
+        """``dispatcher command args`` in a session of its own, with ``settings`` over the
+        pipeline's; its output goes to ``log`` (appended) or nowhere."""
+        env = pipeline_env(self.database_url, self.broker_url, **{**self.overrides, **settings})
         with open(log or os.devnull, "ab") as output:
             process = subprocess.Popen(
                 [sys.executable, "-m", "dispatcher", command, *args],
-                env=self.env,
+                env=env,
                 stdout=output,
                 stderr=output,
                 start_new_session=True,

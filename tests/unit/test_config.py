@@ -23,6 +23,10 @@ from dispatcher.config import Settings
         ("worker_send_concurrency", "0"),
         ("worker_per_host_concurrency", "0"),
         ("worker_batch_size", "0"),
+        ("default_rate_limit", "0"),
+        ("default_rate_limit", "-1"),
+        ("default_rate_limit", "1000.5"),
+        ("rate_limit_timeout", "0"),
     ],
 )
 def test_pipeline_settings_out_of_range_are_refused(

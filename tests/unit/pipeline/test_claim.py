@@ -87,6 +87,23 @@ def test_claim_due_leaves_what_is_not_due_and_orders_by_due_time(runtime: Runtim
     assert [job.delivery_id for job in again] == [early]  # lease expired: oldest due first
 
 
+def test_claimed_jobs_come_oldest_due_first(runtime: Runtime) -> None:
+    """One batch, in due order whatever the ids (random UUIDs) or the order of the rows say:
+    a paced endpoint gets its deliveries in that order."""
+    notify(runtime)
+    ids = [emit(runtime)[0] for _ in range(12)]
+    now = utcnow()
+    with runtime.sessions.begin() as session:
+        for age, delivery_id in enumerate(ids):  # the last emitted is the oldest due
+            session.get_one(Delivery, delivery_id).next_attempt_at = now - timedelta(seconds=age)
+    due_order = list(reversed(ids))
+    jobs = claim_due(runtime.sessions, runtime.settings, 50, now=now)
+    assert [job.delivery_id for job in jobs] == due_order
+    later = now + timedelta(seconds=runtime.settings.lease_seconds + 1)
+    jobs = claim(runtime.sessions, ids, runtime.settings, now=later)
+    assert [job.delivery_id for job in jobs] == due_order
+
+
 def test_claim_due_carries_everything_a_send_needs(runtime: Runtime) -> None:
     nid = notify(runtime, title="Ops hook")
     performer = {"entity_name": "alice", "kind": "user"}

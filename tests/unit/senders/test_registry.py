@@ -147,3 +147,70 @@ def test_email_invalid(address: Any) -> None:
 def test_email_valid() -> None:
     config = {"email": "ops@example.com"}
     assert validate_config("email", config, SETTINGS) == config
+
+
+# -- rate_limit, in every method's config --------------------------------------------------------
+
+VALID_CONFIGS = {
+    "webhook": {"url": "https://hooks.example.com/a"},
+    "slack": {"url": "https://hooks.slack.com/services/T0/B0/X"},
+    "email": {"email": "ops@example.com"},
+}
+BAD_RATES: list[Any] = [0, 0.0, -1, -0.5, "1", "fast", True, False, [1], {"per": 1}]
+BAD_RATES += [float("nan"), float("inf"), float("-inf"), 1000.001, 10**6]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("rate", BAD_RATES, ids=repr)
+def test_a_bad_rate_limit_is_refused_naming_the_field(method: str, rate: Any) -> None:
+    from dispatcher.errors import InvalidFieldError
+
+    with pytest.raises(InvalidFieldError) as caught:
+        validate_config(method, {**VALID_CONFIGS[method], "rate_limit": rate}, SETTINGS)
+    assert caught.value.location == ("config", "rate_limit")
+    assert caught.value.message.startswith("config.rate_limit must be a number")
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("rate", [0.001, 0.5, 1, 10, 1000, None])
+def test_a_rate_limit_is_stored_as_submitted(method: str, rate: Any) -> None:
+    config = {**VALID_CONFIGS[method], "rate_limit": rate}
+    assert validate_config(method, config, SETTINGS) == config
+
+
+def test_the_methods_own_message_comes_first() -> None:
+    assert rejects("slack", {"rate_limit": 0}) == "Missing Slack Callback URL"
+
+
+def rate_of(method: str, config: dict[str, Any], settings: Settings) -> float | None:
+    from dispatcher.senders.registry import rate_limit
+
+    limit = rate_limit(method, config, settings)
+    return None if limit is None else limit.rate
+
+
+def test_the_rate_a_delivery_goes_at() -> None:
+    slack, hook, mail = VALID_CONFIGS["slack"], VALID_CONFIGS["webhook"], VALID_CONFIGS["email"]
+    operator = Settings(default_rate_limit=5)
+    # its own rate_limit, over the method's default, over the operator's
+    assert rate_of("slack", {**slack, "rate_limit": 20}, operator) == 20
+    assert rate_of("slack", slack, operator) == 1.0
+    assert rate_of("webhook", hook, operator) == 5
+    assert rate_of("email", {**mail, "rate_limit": 0.5}, SETTINGS) == 0.5
+    # unpaced: no rate anywhere, or a method the registry does not know
+    assert rate_of("webhook", hook, SETTINGS) is None
+    assert rate_of("email", mail, SETTINGS) is None
+    assert rate_of("hipchat", {"url": "x", "rate_limit": 1}, SETTINGS) is None
+    # a value stored before it was checked paces by the defaults
+    assert rate_of("webhook", {**hook, "rate_limit": "9"}, operator) == 5
+
+
+def test_the_bucket_is_the_method_and_the_full_endpoint() -> None:
+    from dispatcher.senders.ratelimit import bucket_key
+    from dispatcher.senders.registry import rate_limit
+
+    slack = rate_limit("slack", VALID_CONFIGS["slack"], SETTINGS)
+    assert slack is not None
+    assert slack.bucket == bucket_key("slack", "https://hooks.slack.com/services/T0/B0/X")
+    mail = rate_limit("email", {**VALID_CONFIGS["email"], "rate_limit": 1}, SETTINGS)
+    assert mail is not None and mail.bucket == bucket_key("email", "ops@example.com")

@@ -128,3 +128,51 @@ def test_a_job_dropped_instead_of_sent_frees_its_place() -> None:
     assert name == "2"
     lanes.finish("a", begun, now=0.1)
     assert len(lanes) == 0
+
+
+# -- held lanes (a rate limit says wait) -------------------------------------------------------
+
+
+def test_a_held_lane_keeps_its_job_first_and_takes_no_turn_until_released() -> None:
+    lanes = Lanes(per_target_concurrency=4, per_target_queued=10, stuck_after=5.0)
+    for name in ("a1", "a2"):
+        lanes.add("a", job(name))
+    lanes.add("b", job("b1"))
+    key, first = lanes.next() or ("", BASE)
+    assert (key, first.delivery_id) == ("a", "a1")
+    lanes.hold("a", first)
+    assert lanes.is_held("a") and not lanes.is_held("b")
+    assert (lanes.queued, lanes.busy, lanes.waiting("a")) == (3, 0, 2)
+    lanes.add("a", job("a3"))  # more work does not offer a held lane
+    assert [(k, name) for k, name, _ in start_all(lanes)] == [("b", "b1")]
+    lanes.release("a")
+    assert not lanes.is_held("a")
+    assert [name for _, name, _ in start_all(lanes)] == ["a1", "a2", "a3"]  # in order
+
+
+def test_an_answer_from_a_held_lanes_target_does_not_offer_it() -> None:
+    lanes = Lanes(per_target_concurrency=2, per_target_queued=10, stuck_after=5.0)
+    lanes.add("a", job("1"))
+    lanes.add("a", job("2"))
+    key, _ = lanes.next() or ("", BASE)
+    begun = lanes.begin(key, 0.0)
+    key, second = lanes.next() or ("", BASE)
+    lanes.hold(key, second)
+    lanes.finish("a", begun, now=0.5)  # the first send ends while the second waits
+    assert lanes.next() is None
+    assert len(lanes) == 1  # a held lane with work is remembered
+    lanes.release("a")
+    assert [name for _, name, _ in start_all(lanes)] == ["2"]
+
+
+def test_release_all_offers_every_held_lane_and_release_of_the_unknown_is_harmless() -> None:
+    lanes = Lanes(per_target_concurrency=1, per_target_queued=10, stuck_after=5.0)
+    for key in ("a", "b"):
+        lanes.add(key, job(key))
+        taken, item = lanes.next() or ("", BASE)
+        lanes.hold(taken, item)
+    assert lanes.next() is None
+    lanes.release("never-seen")
+    lanes.release_all()
+    assert sorted(name for _, name, _ in start_all(lanes)) == ["a", "b"]
+    assert lanes.waiting("a") == 0 and lanes.waiting("never-seen") == 0
