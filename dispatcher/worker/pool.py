@@ -21,11 +21,10 @@ its rate, so :meth:`SenderPool.submit` never waits for it: it keeps what the bud
 within the jobs' leases and hands the rest back at once, due when their turn comes.
 
 :meth:`SenderPool.submit` is called from other threads and applies backpressure: it blocks
-while ``settings.worker_max_queued`` jobs wait. Outcomes go to the recorder thread, which
-calls :func:`dispatcher.pipeline.record.record` once per ``settings.record_batch_size``
-outcomes or ``settings.record_interval`` seconds. When the database cannot be reached, the
-outcomes are kept (at most ``settings.record_backlog_max``) and written when it is back, and
-no new send starts meanwhile: an outage costs no duplicate beyond what was in flight.
+while ``settings.worker_max_queued`` jobs wait. Outcomes go to the recorder thread
+(:class:`~dispatcher.worker.recorder.OutcomeRecorder`), which writes them in batches and keeps
+them while the database cannot be reached; no new send starts meanwhile, so an outage costs no
+duplicate beyond what was in flight.
 """
 
 from __future__ import annotations
@@ -33,20 +32,16 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.config import Settings
-from dispatcher.db import is_connection_error
 from dispatcher.models import utcnow
 from dispatcher.ops.logs import DELIVERY_ID
 from dispatcher.pipeline.attempt import Outcome, attempt, released
@@ -57,15 +52,11 @@ from dispatcher.senders.ratelimit import RateLimit
 from dispatcher.vocabulary import AttemptResult
 from dispatcher.worker.lanes import Lanes
 from dispatcher.worker.limiter import LocalRateLimiter, Pacer, RateLimiter
+from dispatcher.worker.recorder import OutcomeRecorder, Record
 
 log = logging.getLogger(__name__)
 
-# Writes a batch of outcomes; a summary with notices makes the pool ring for them.
-Recorder = Callable[[Sequence[Outcome]], RecordSummary | None]
-
-# How long the recorder waits before it tries again to reach the database, at first and at
-# most (doubling in between), and a margin after a hand-back's due time before it rings.
-RETRY_FIRST, RETRY_MOST = 0.1, 2.0
+# A margin after a hand-back's due time before the pool rings for it.
 WAKE_MARGIN = 0.05
 
 
@@ -84,7 +75,7 @@ class SenderPool:
         settings: Settings,
         registry: Mapping[str, Sender],
         *,
-        recorder: Recorder | None = None,
+        recorder: Record | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
         wake: Callable[[], None] | None = None,
         limiter: RateLimiter | None = None,
@@ -94,7 +85,6 @@ class SenderPool:
         self._pacer = Pacer(
             settings, registry, limiter if limiter is not None else LocalRateLimiter()
         )
-        self._record: Recorder = recorder or (lambda outcomes: record(sessions, outcomes, settings))
         self._transport = http_transport
         self._wake = wake
         self._lock = threading.Lock()
@@ -108,9 +98,7 @@ class SenderPool:
         self._unrecorded = 0
         self._stopping = False
         self._paused = False  # the database cannot be reached: no new send starts
-        self._outcomes: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._stop_by: float | None = None  # when stop() gives up recording
         self._wake_at: float | None = None
         self._wake_handle: asyncio.TimerHandle | None = None
         self._loop = asyncio.new_event_loop()
@@ -119,9 +107,14 @@ class SenderPool:
             ThreadPoolExecutor(settings.worker_per_host_concurrency, "blocking-send")
         )
         self._sender = threading.Thread(target=self._run_loop, name="sender-loop", daemon=True)
-        self._recorder = threading.Thread(target=self._record_loop, name="recorder", daemon=True)
         self._sender.start()
-        self._recorder.start()
+        self._recorder = OutcomeRecorder(
+            settings,
+            recorder or (lambda outcomes: record(sessions, outcomes, settings)),
+            paused=self._set_paused,
+            written=self._written,
+            forget=self._forget,
+        )
 
     # -- producers' side ----------------------------------------------------------------------
 
@@ -288,92 +281,16 @@ class SenderPool:
     # -- recorder -----------------------------------------------------------------------------
 
     def _emit(self, outcome: Outcome) -> None:
-        self._outcomes.put(outcome)
+        self._recorder.put(outcome)
 
-    def _record_loop(self) -> None:
-        settings = self._settings
-        backlog: deque[Outcome] = deque()
-        finished = failing = False
-        pause = RETRY_FIRST
-        while True:
-            if finished and not backlog:
-                return
-            if not backlog:
-                first = self._outcomes.get()
-                if first is None:
-                    return
-                backlog.append(first)
-                finished = self._take(backlog, settings.record_interval, fill=True)
-            elif failing:
-                # The database is away: wait a little, keeping what comes meanwhile.
-                finished = self._take(backlog, pause, fill=False) or finished
-            elif not finished:
-                finished = self._take(backlog, 0.0, fill=True)
-            size = min(len(backlog), settings.record_batch_size)
-            batch = [backlog.popleft() for _ in range(size)]
-            if self._write(batch):
-                failing, pause = False, RETRY_FIRST
-                continue
-            backlog.extendleft(reversed(batch))
-            failing, pause = True, min(pause * 2, RETRY_MOST)
-            self._trim(backlog)
-            if finished and self._stop_by is not None and time.monotonic() >= self._stop_by:
-                log.warning(
-                    "sender pool: %d outcomes not recorded at stop; their leases will run out",
-                    len(backlog),
-                )
-                self._forget(len(backlog))
-                return
-
-    def _take(self, backlog: deque[Outcome], wait: float, *, fill: bool) -> bool:
-        """Move the outcomes that arrive within ``wait`` seconds into ``backlog`` (with
-        ``fill``, no more than a batch); True when the end of the queue (stop) was reached."""
-        deadline = time.monotonic() + wait
-        while not (fill and len(backlog) >= self._settings.record_batch_size):
-            try:
-                item = self._outcomes.get(timeout=max(deadline - time.monotonic(), 0.0))
-            except queue.Empty:
-                return False
-            if item is None:
-                return True
-            backlog.append(item)
-        return False
-
-    def _write(self, batch: list[Outcome]) -> bool:
-        """Record ``batch``; False (the batch is kept) when the database cannot be reached."""
-        try:
-            summary = self._record(batch)
-        except SQLAlchemyError as exc:
-            if is_connection_error(exc):
-                self._set_paused(True)
-                log.warning(
-                    "could not record %d delivery outcomes, keeping them: %s",
-                    len(batch),
-                    type(exc).__name__,
-                )
-                return False
-            # Not the database's absence: a defect. The claims are still held; when their
-            # leases expire the sweep rings them again (at least once).
-            log.exception("could not record %d delivery outcomes", len(batch))
-            summary = None
-        self._set_paused(False)
+    def _written(self, batch: list[Outcome], summary: RecordSummary | None) -> None:
+        """On the recorder thread, after ``batch`` was recorded: ring when what it handed back
+        with a delay is due, and at once for failure notices it queued."""
         delays = [o.delay for o in batch if o.result == AttemptResult.RELEASED and o.delay > 0]
         if delays and self._wake is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._schedule_wake, max(delays) + WAKE_MARGIN)
         if summary is not None and summary.notices and self._wake is not None:
             self._wake()  # failure notices were queued: they are due now
-        self._forget(len(batch))
-        return True
-
-    def _trim(self, backlog: deque[Outcome]) -> None:
-        """Keep at most ``record_backlog_max`` outcomes: drop the oldest beyond (their
-        deliveries are sent again once their leases run out)."""
-        excess = len(backlog) - self._settings.record_backlog_max
-        if excess > 0:
-            for _ in range(excess):
-                backlog.popleft()
-            log.warning("sender pool: dropped %d unrecorded outcomes over the limit", excess)
-            self._forget(excess)
 
     def _set_paused(self, paused: bool) -> None:
         with self._lock:
@@ -407,7 +324,7 @@ class SenderPool:
     def stop(self, timeout: float | None = None) -> None:
         """:meth:`begin_stop`, then finish in-flight sends, close the HTTP transport and
         record all, giving up on what cannot be recorded within ``timeout``."""
-        self._stop_by = None if timeout is None else time.monotonic() + timeout
+        give_up_at = None if timeout is None else time.monotonic() + timeout
         self.begin_stop()
         if self._sender.is_alive():
             finished = asyncio.run_coroutine_threadsafe(self._finish(), self._loop)
@@ -419,5 +336,4 @@ class SenderPool:
             self._sender.join(timeout)
         if not self._sender.is_alive() and not self._loop.is_closed():
             self._loop.close()  # and with it the e-mail threads
-        self._outcomes.put(None)
-        self._recorder.join(timeout)
+        self._recorder.finish(give_up_at, timeout)
