@@ -1,29 +1,20 @@
-"""The event catalogue: Quay's eleven repository events, and dispatcher's two failure notices
-(``notification_failing``, ``notification_disabled``: see :data:`NOTICE_EVENTS`).
-
-Each :class:`EventType` knows its level (Slack colour), its one-line summary (e-mail subject,
-Slack text), its sample data (what ``test`` delivers), the fields of its ``eventConfig`` (for
-forms) and how to validate one at create time, and its filter (``should_deliver``), applied
-when an event is fanned out.
-The words users read in messages live in ``templates/``, not here.
-"""
+"""Quay's eleven repository events: push, the five build events, vulnerability_found, the
+three mirror events and repo_image_expiry, with Quay's summaries, samples, eventConfig fields
+and filters."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dispatcher.bounds import compile_pattern
 from dispatcher.configfields import ConfigField
-from dispatcher.errors import InvalidFieldError, InvalidRequestError, UnknownEventError
+from dispatcher.errors import InvalidFieldError, InvalidRequestError
+from dispatcher.events.base import Data, EventType, parse_count
 
-if TYPE_CHECKING:  # the command line reads the catalogue without loading the settings
+if TYPE_CHECKING:
     from dispatcher.config import Settings
-
-Data = dict[str, Any]
 
 # Quay's severity table, index = the ``level`` of a vulnerability_found eventConfig.
 SEVERITIES = ("Critical", "High", "Medium", "Low", "Negligible", "Unknown")
@@ -40,53 +31,6 @@ _MIRROR_WORDS = {
     "repo_mirror_sync_success": ("success", "success"),
     "repo_mirror_sync_failed": ("failed", "error"),
 }
-
-
-def event_data(
-    namespace: str,
-    name: str,
-    extra: Mapping[str, Any],
-    *,
-    server_hostname: str,
-    url_scheme: str,
-    subpage: str | None = None,
-) -> Data:
-    """Quay's envelope (repository, namespace, name, docker_url, homepage), ``extra`` over it."""
-    homepage = f"{url_scheme}://{server_hostname}/repository/{namespace}/{name}"
-    if subpage:
-        homepage += subpage if subpage.startswith("/") else f"/{subpage}"
-    data: Data = {
-        "repository": f"{namespace}/{name}",
-        "namespace": namespace,
-        "name": name,
-        "docker_url": f"{server_hostname}/{namespace}/{name}",
-        "homepage": homepage,
-    }
-    data.update(extra)
-    return data
-
-
-@dataclass(frozen=True)
-class EventType:
-    """One entry of the catalogue. ``summary`` and ``level`` read event data and may raise
-    ``KeyError`` when a producer left out a field the event needs. ``validate_config`` checks
-    an eventConfig at create time and ``should_deliver(config, data, settings)`` is its filter
-    at fan-out; both evaluate a caller's patterns in bounded time."""
-
-    name: str
-    title: str
-    level: Callable[[Data], str]
-    summary: Callable[[Data], str]
-    sample: Callable[[Data, datetime], Data]
-    subpage: Callable[[Data], str | None] = field(default=lambda _data: None)
-    validate_config: Callable[[Data, Settings], None] = field(
-        default=lambda _config, _settings: None
-    )
-    should_deliver: Callable[[Data, Data, Settings], bool] = field(
-        default=lambda _config, _data, _settings: True
-    )
-    config_fields: tuple[ConfigField, ...] = ()
-    notice: bool = False  # dispatcher reports it about its own notifications; producers cannot
 
 
 # -- repo_push ---------------------------------------------------------------------------------
@@ -197,24 +141,6 @@ def _build_event(name: str) -> EventType:
 # -- vulnerability_found -----------------------------------------------------------------------
 
 
-# A whole number as JSON gives it or as a string of ASCII digits ("7"; Quay's old UI sends
-# strings). Bounded, so int() never sees a digit string it refuses or takes long over.
-_DIGITS = re.compile(r"\s*([0-9]{1,9})\s*")
-
-
-def _parse_count(value: Any) -> int | None:
-    """``value`` as an int when it is an integer or a numeric string, else None (booleans,
-    floats, signs, words and non-ASCII digits included)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        match = _DIGITS.fullmatch(value)
-        return int(match.group(1)) if match else None
-    return None
-
-
 LEVEL = ConfigField(
     name="level",
     label="Minimum severity",
@@ -229,7 +155,7 @@ LEVEL = ConfigField(
 def _validate_vulnerability_config(config: Data, _settings: Settings) -> None:
     if "level" not in config:
         return
-    level = _parse_count(config["level"])
+    level = parse_count(config["level"])
     if level is None or not 0 <= level < len(SEVERITIES):
         raise InvalidFieldError(
             "eventConfig 'level' must be an integer from 0 (Critical) to 5 (Unknown)",
@@ -248,7 +174,7 @@ def _vulnerability_should_deliver(config: Data, data: Data, _settings: Settings)
     priority = vulnerability.get("priority")
     if priority not in SEVERITIES:
         return False
-    level = _parse_count(config["level"])
+    level = parse_count(config["level"])
     return level is not None and SEVERITIES.index(priority) <= level
 
 
@@ -281,7 +207,7 @@ def _vulnerability_summary(data: Data) -> str:
 
 
 def _vulnerability_sample(config: Data, _now: datetime) -> Data:
-    level = _parse_count(config.get("level")) if config else None
+    level = parse_count(config.get("level")) if config else None
     priority = (
         SEVERITIES[level] if level is not None and 0 <= level < len(SEVERITIES) else "Unknown"
     )
@@ -322,7 +248,7 @@ MAX_EXPIRY_DAYS = 36500
 def expiry_days(config: Data) -> int | None:
     """The ``days`` of a repo_image_expiry eventConfig (an integer or a numeric string, as
     Quay takes it), or None when it is not a whole number from 1 to :data:`MAX_EXPIRY_DAYS`."""
-    days = _parse_count(config.get("days"))
+    days = parse_count(config.get("days"))
     if days is None or not 0 < days <= MAX_EXPIRY_DAYS:
         return None
     return days
@@ -356,115 +282,37 @@ def _expiry_sample(config: Data, _now: datetime) -> Data:
     return {"tags": ["latest", "v1"], "expiring_in": f"{config.get('days')} days"}
 
 
-# -- failure notices ---------------------------------------------------------------------------
-#
-# dispatcher reports these itself (see dispatcher.pipeline.notices) about a notification of the
-# repository: ``notification`` describes it (uuid, title, event, method, masked target), then
-# the failure counter, the failed delivery and the last attempt's status code and error.
+# -- Quay's eleven, in the order of Quay's catalogue -------------------------------------------
 
-
-def _notice_name(data: Data) -> str:
-    notification = data["notification"]
-    return str(notification.get("title") or notification["event"])
-
-
-def _notice_sample(disabled: bool) -> Callable[[Data, datetime], Data]:
-    def sample(_config: Data, _now: datetime) -> Data:
-        data: Data = {
-            "notification": {
-                "uuid": "00000000-0000-4000-8000-000000000000",
-                "title": "Deploy hook",
-                "event": "repo_push",
-                "method": "webhook",
-                "target": "https://ci.example.com/***",
-            },
-            "number_of_failures": 3 if disabled else 1,
-            "max_failures": 3,
-            "delivery_id": "00000000-0000-4000-8000-000000000001",
-            "status_code": 500,
-            "error": "HTTP 500",
-        }
-        return data  # a real notification_disabled also carries ``reenable`` (reenable_hint)
-
-    return sample
-
-
-def reenable_hint(namespace: str, name: str, notification_uuid: str) -> Data:
-    """How to re-enable a disabled notification: Quay's reset call and the command line."""
-    return {
-        "api": f"POST /api/v1/repository/{namespace}/{name}/notification/{notification_uuid}",
-        "cli": f"dispatcher notifications reset {notification_uuid}",
-    }
-
-
-NOTIFICATION_FAILING = EventType(
-    name="notification_failing",
-    title="Notification failing",
-    level=lambda _data: "warning",
-    summary=lambda data: (
-        f"Notification {_notice_name(data)} of repository {data['repository']} failed "
-        f"({data['number_of_failures']} of {data['max_failures']} failures)"
+QUAY_EVENTS: tuple[EventType, ...] = (
+    EventType(
+        name="repo_push",
+        title="Push to Repository",
+        level=lambda _data: "primary",
+        summary=lambda data: f"Repository {data['repository']} updated",
+        sample=_push_sample,
     ),
-    sample=_notice_sample(disabled=False),
-    notice=True,
-)
-NOTIFICATION_DISABLED = EventType(
-    name="notification_disabled",
-    title="Notification disabled",
-    level=lambda _data: "error",
-    summary=lambda data: (
-        f"Notification {_notice_name(data)} of repository {data['repository']} disabled "
-        f"after {data['number_of_failures']} failures"
+    *(_build_event(name) for name in _BUILD_PREFIXES),
+    EventType(
+        name="vulnerability_found",
+        title="Package Vulnerability Found",
+        level=_vulnerability_level,
+        summary=_vulnerability_summary,
+        sample=_vulnerability_sample,
+        validate_config=_validate_vulnerability_config,
+        config_fields=(LEVEL,),
+        should_deliver=_vulnerability_should_deliver,
     ),
-    sample=_notice_sample(disabled=True),
-    notice=True,
+    *(_mirror_event(name) for name in _MIRROR_WORDS),
+    EventType(
+        name="repo_image_expiry",
+        title="Image expiry trigger",
+        level=lambda _data: "info",
+        summary=lambda data: f"Repository {data['repository']} image(s) expiring",
+        sample=_expiry_sample,
+        validate_config=_validate_expiry_config,
+        config_fields=(DAYS,),
+    ),
 )
 
-# -- the catalogue -----------------------------------------------------------------------------
-
-EVENTS: Mapping[str, EventType] = {
-    event.name: event
-    for event in (
-        EventType(
-            name="repo_push",
-            title="Push to Repository",
-            level=lambda _data: "primary",
-            summary=lambda data: f"Repository {data['repository']} updated",
-            sample=_push_sample,
-        ),
-        *(_build_event(name) for name in _BUILD_PREFIXES),
-        EventType(
-            name="vulnerability_found",
-            title="Package Vulnerability Found",
-            level=_vulnerability_level,
-            summary=_vulnerability_summary,
-            sample=_vulnerability_sample,
-            validate_config=_validate_vulnerability_config,
-            config_fields=(LEVEL,),
-            should_deliver=_vulnerability_should_deliver,
-        ),
-        *(_mirror_event(name) for name in _MIRROR_WORDS),
-        EventType(
-            name="repo_image_expiry",
-            title="Image expiry trigger",
-            level=lambda _data: "info",
-            summary=lambda data: f"Repository {data['repository']} image(s) expiring",
-            sample=_expiry_sample,
-            validate_config=_validate_expiry_config,
-            config_fields=(DAYS,),
-        ),
-        NOTIFICATION_FAILING,
-        NOTIFICATION_DISABLED,
-    )
-}
-
-EVENT_NAMES = tuple(EVENTS)
-NOTICE_EVENTS = tuple(name for name, event in EVENTS.items() if event.notice)
-
-
-def get_event(name: str) -> EventType:
-    """The catalogue entry for ``name``; :class:`UnknownEventError` if there is none."""
-    try:
-        return EVENTS[name]
-    except KeyError:
-        raise UnknownEventError(name) from None
+__all__ = ["MAX_EXPIRY_DAYS", "QUAY_EVENTS", "SEVERITIES", "expiry_days"]
