@@ -17,13 +17,12 @@ announced yet for that expiry time (``tags`` as names, ``expiring_in``, ``notifi
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, Text, and_, bindparam, delete, select
+from sqlalchemy import Table, Text, and_, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -37,13 +36,13 @@ from dispatcher.models import (
     Delivery,
     Event,
     ExpiryAnnouncement,
-    IdempotencyKey,
     Notification,
     Repository,
     utcnow,
 )
 from dispatcher.pipeline import outbox
 from dispatcher.pipeline.doorbell import Doorbell
+from dispatcher.service import idempotency
 from dispatcher.service.repositories import ensure_repository, parse_repository_name
 from dispatcher.vocabulary import DeliveryKind
 
@@ -101,7 +100,7 @@ def emit(
     if performer is not None and not isinstance(performer, Mapping):
         raise InvalidRequestError("performer must be a JSON object")
     if idempotency_key is not None:
-        check_idempotency_key(idempotency_key)
+        idempotency.check_key(idempotency_key)
     limits = {"max_depth": settings.max_json_depth, "max_bytes": settings.max_event_bytes}
     check_value(data, "data", **limits)
     check_value(performer, "performer", **limits)
@@ -113,7 +112,15 @@ def emit(
         result = fan_out(session, settings, namespace, name, event_type, data, performer)
         try:
             if idempotency_key is not None:
-                _remember(session, settings, namespace, name, idempotency_key, result)
+                idempotency.remember(
+                    session,
+                    settings,
+                    namespace,
+                    name,
+                    idempotency_key,
+                    result.delivery_ids,
+                    event_id=result.event_id,
+                )
             session.commit()
         except IntegrityError:
             # Another emit with the same key committed first: answer with what it stored.
@@ -127,74 +134,14 @@ def emit(
     return result
 
 
-# An idempotency key: what the header and the option take (Stripe's and the IETF draft's
-# shape: an opaque token of visible ASCII).
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
-
-
-def check_idempotency_key(key: str) -> None:
-    """InvalidRequestError unless ``key`` is 1 to 255 visible ASCII characters."""
-    if not isinstance(key, str) or _IDEMPOTENCY_KEY.fullmatch(key) is None:
-        raise InvalidRequestError(
-            "An idempotency key is 1 to 255 visible ASCII characters (no spaces)"
-        )
-
-
-def _key_row(namespace: str, name: str, key: str) -> Any:
-    return (
-        select(IdempotencyKey)
-        .join(Repository, Repository.id == IdempotencyKey.repository_id)
-        .where(
-            Repository.namespace == namespace,
-            Repository.name == name,
-            IdempotencyKey.key == key,
-        )
-    )
-
-
 def _replay(
     session: Session, settings: Settings, namespace: str, name: str, key: str
 ) -> EmitResult | None:
-    """What an emit with ``key`` stored within the window, or None."""
-    since = utcnow() - timedelta(seconds=settings.idempotency_seconds)
-    row = session.scalars(
-        _key_row(namespace, name, key).where(IdempotencyKey.created_at >= since)
-    ).one_or_none()
-    if row is None:
+    earlier = idempotency.replay(session, settings, namespace, name, key)
+    if earlier is None:
         return None
-    return EmitResult(row.event_id, tuple(row.delivery_ids), replayed=True)
-
-
-def _remember(
-    session: Session,
-    settings: Settings,
-    namespace: str,
-    name: str,
-    key: str,
-    result: EmitResult,
-) -> None:
-    """Store ``key`` with ``result``, replacing the same key from before the window."""
-    repository_id = session.scalars(
-        select(Repository.id).where(Repository.namespace == namespace, Repository.name == name)
-    ).one()
-    since = utcnow() - timedelta(seconds=settings.idempotency_seconds)
-    session.execute(
-        delete(IdempotencyKey).where(
-            IdempotencyKey.repository_id == repository_id,
-            IdempotencyKey.key == key,
-            IdempotencyKey.created_at < since,
-        )
-    )
-    session.add(
-        IdempotencyKey(
-            repository_id=repository_id,
-            key=key,
-            event_id=result.event_id,
-            delivery_ids=list(result.delivery_ids),
-            created_at=utcnow(),
-        )
-    )
-    session.flush()
+    event_id, delivery_ids = earlier
+    return EmitResult(event_id, delivery_ids, replayed=True)
 
 
 class RepositoryKey(NamedTuple):
