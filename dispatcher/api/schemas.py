@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from dispatcher.bounds import displayable, parse_json
 from dispatcher.errors import InvalidRequestError
+from dispatcher.events import EVENT_NAMES
 from dispatcher.models import Notification
 from dispatcher.service.notifications import TITLE_MAX
 
@@ -20,7 +21,13 @@ from dispatcher.service.notifications import TITLE_MAX
 class NotificationCreateRequest(BaseModel):
     """Information for creating a notification on a repository (Quay's schema)."""
 
-    event: str = Field(description="The event on which the notification will respond")
+    event: str = Field(
+        description=(
+            "The event on which the notification will respond: one of "
+            + ", ".join(f"`{name}`" for name in EVENT_NAMES)
+            + " (the last two are dispatcher's failure notices)"
+        )
+    )
     method: str = Field(description="The method of notification (webhook, slack or email)")
     config: dict[str, Any] = Field(description="JSON config information for the method")
     eventConfig: dict[str, Any] = Field(

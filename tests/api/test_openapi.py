@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from dispatcher.events import EVENT_NAMES
+
 OPERATIONS = {
     "listRepoNotifications": ("get", "/notification/", "200"),
     "createRepoNotification": ("post", "/notification/", "201"),
@@ -43,6 +45,9 @@ def test_create_documents_its_body_and_the_view(http: httpx.Client) -> None:
     create = spec["paths"][PREFIX + "/notification/"]["post"]
     schema = create["requestBody"]["content"]["application/json"]["schema"]
     assert set(schema["required"]) == {"event", "method", "config", "eventConfig"}
+    events = schema["properties"]["event"]["description"]
+    assert all(f"`{name}`" in events for name in EVENT_NAMES)
+    assert "`notification_failing`" in events and "`notification_disabled`" in events
     view = spec["components"]["schemas"]["NotificationView"]
     assert set(view["properties"]) == {
         "uuid",
