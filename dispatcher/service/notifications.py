@@ -22,6 +22,7 @@ from dispatcher.events import event_data, get_event
 from dispatcher.models import Delivery, Notification, Repository, utcnow
 from dispatcher.pipeline import outbox
 from dispatcher.pipeline.doorbell import Doorbell
+from dispatcher.pipeline.notices import OPERATOR_REPOSITORY
 from dispatcher.service.authorized_emails import require_authorized
 from dispatcher.service.repositories import get_repository, parse_repository_name
 from dispatcher.vocabulary import DeliveryKind
@@ -148,14 +149,18 @@ def find_notifications(
 ) -> Sequence[Notification]:
     """Notifications ordered by repository then creation. ``failing``: with at least one
     failure counted; ``disabled``: disabled by the failure counter; ``repository``: one
-    ``namespace/name`` (NotFoundError when it is not registered)."""
+    ``namespace/name`` (NotFoundError when it is not registered), or the operator's notice
+    targets' ``_dispatcher/notices``."""
     query = (
         select(Notification)
         .join(Repository, Notification.repository_id == Repository.id)
         .options(joinedload(Notification.repository))
         .order_by(Repository.namespace, Repository.name, Notification.id)
     )
-    if repository is not None:
+    if repository == "/".join(OPERATOR_REPOSITORY):
+        namespace, name = OPERATOR_REPOSITORY
+        query = query.where(Repository.namespace == namespace, Repository.name == name)
+    elif repository is not None:
         namespace, name = parse_repository_name(repository)
         query = query.where(Repository.id == get_repository(session, namespace, name).id)
     if failing:

@@ -12,10 +12,11 @@ from sqlalchemy import select
 
 from dispatcher.models import Delivery, Event, Notification, Repository
 from dispatcher.pipeline.claim import claim
-from dispatcher.pipeline.notices import FAILING, OPERATOR_REPOSITORY
+from dispatcher.pipeline.notices import DISABLED, FAILING, OPERATOR_REPOSITORY
 from dispatcher.pipeline.record import record
 from dispatcher.runtime import Runtime
 from dispatcher.service import emit as producer
+from dispatcher.service import notifications
 from dispatcher.service.notices import sync_operator_notices
 from tests.unit.pipeline_helpers import (
     FakeSender,
@@ -298,3 +299,13 @@ def test_in_one_batch_each_repository_hears_of_its_own(
     run_once(runtime, sender, ids)  # both failures in one batch
     assert [n["repository"] for n in notices_of(runtime, web[FAILING])] == ["acme/web"]
     assert [n["repository"] for n in notices_of(runtime, other[FAILING])] == ["other/repo"]
+
+
+def test_operators_list_the_notice_targets_by_their_reserved_repository(runtime: Runtime) -> None:
+    settings = runtime.settings.model_copy(update={"notice_email": "ops@example.com"})
+    sync_operator_notices(runtime.sessions, settings)
+    notify(runtime)  # acme/web: not listed with them
+    with runtime.sessions() as session:
+        listed = notifications.find_notifications(session, repository="_dispatcher/notices")
+        assert sorted(n.event for n in listed) == [DISABLED, FAILING]
+        assert {n.method for n in listed} == {"email"}
