@@ -16,6 +16,7 @@ Widget = Literal["text", "url", "email", "password", "textarea", "select", "numb
 
 # Anything longer is left as text for the validator to refuse with its own message.
 _INTEGER = re.compile(r"-?[0-9]{1,9}")
+_DECIMAL = re.compile(r"-?[0-9]{1,9}\.[0-9]{1,9}")
 
 
 @dataclass(frozen=True)
@@ -24,13 +25,14 @@ class ConfigField:
 
     ``choices`` are ``(value, label)`` pairs for a ``select``. ``integer`` fields are sent to
     the validator as numbers when the text is one (and as the text otherwise, so the
-    validator's message names the problem)."""
+    validator's message names the problem); ``decimal`` fields as well, fractions included."""
 
     name: str
     label: str
     widget: Widget = "text"
     required: bool = False
     integer: bool = False
+    decimal: bool = False
     help: str = ""
     choices: tuple[tuple[str, str], ...] = ()
     example: str = ""
@@ -40,6 +42,8 @@ class ConfigField:
         text = text.strip()
         if not text:
             return None
-        if self.integer and _INTEGER.fullmatch(text):
+        if (self.integer or self.decimal) and _INTEGER.fullmatch(text):
             return int(text)
+        if self.decimal and _DECIMAL.fullmatch(text):
+            return float(text)
         return text

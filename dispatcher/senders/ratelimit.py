@@ -21,9 +21,18 @@ from functools import lru_cache
 from typing import Any
 
 from dispatcher.config import MAX_RATE_LIMIT
+from dispatcher.configfields import ConfigField
 from dispatcher.errors import InvalidFieldError
 
 FIELD = "rate_limit"
+CONFIG_FIELD = ConfigField(
+    name=FIELD,
+    label="Rate limit",
+    widget="number",
+    decimal=True,
+    help="At most this many messages a second to this endpoint (Slack: 1 unless set)",
+    example="2",
+)
 _DIGEST_CHARS = 16  # 64 bits of SHA-256: no two endpoints of one deployment share a bucket
 _BUCKET_CACHE_SIZE = 4096
 
@@ -81,4 +90,4 @@ def bucket_key(method: str, endpoint: str) -> str:
     return f"{method}:{digest[:_DIGEST_CHARS]}"
 
 
-__all__ = ["FIELD", "RateLimit", "bucket_key", "check", "configured", "resolve"]
+__all__ = ["CONFIG_FIELD", "FIELD", "RateLimit", "bucket_key", "check", "configured", "resolve"]

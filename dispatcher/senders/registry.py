@@ -72,12 +72,12 @@ def validate_config(method: str, config: dict[str, Any], settings: Settings) -> 
 
 
 def config_fields(method: str) -> tuple[ConfigField, ...]:
-    """The fields of ``method``'s config, in form order; UnknownMethodError if not in
-    :data:`METHODS`."""
+    """The fields of ``method``'s config, in form order (``rate_limit`` last, for every
+    method); UnknownMethodError if not in :data:`METHODS`."""
     fields = _FIELDS.get(method)
     if fields is None:
         raise UnknownMethodError(method)
-    return fields
+    return (*fields, ratelimit.CONFIG_FIELD)
 
 
 def describe_target(method: str, config: dict[str, Any]) -> str:
