@@ -22,6 +22,7 @@ updates the Prometheus counters. The caller rings for the notices' deliveries
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.bounds import trim
@@ -57,6 +59,8 @@ from dispatcher.pipeline.policy import (
 )
 from dispatcher.senders.registry import describe_target
 from dispatcher.vocabulary import AttemptResult, DeliveryKind, DeliveryStatus
+
+log = logging.getLogger(__name__)
 
 DELIVERY_TABLE = cast(Table, Delivery.__table__)
 NOTIFICATION_TABLE = cast(Table, Notification.__table__)
@@ -104,7 +108,7 @@ def record(
         if disabled:
             summary.skipped = _skip_pending(session, disabled, now)
         steps = failure_steps(applied, changes)
-        summary.notices = write_notices(session, steps, settings, now)
+        summary.notices = _write_notices(session, steps, settings, now)
     _observe(applied, disabled)
     _log_failures(applied, changes, steps)
     return summary
@@ -223,7 +227,10 @@ def _move_counters(
         select(table.c.id, table.c.number_of_failures, table.c.disabled_at)
         .where(table.c.id.in_(sorted(charges)))
         .order_by(table.c.id)
-        .with_for_update()
+        # FOR NO KEY UPDATE: the counters change, no key does, so a notice delivery inserted
+        # by another batch for one of these notifications (its foreign key check takes FOR
+        # KEY SHARE) does not wait for this one, and two batches cannot deadlock on it.
+        .with_for_update(key_share=True)
     ).all()
     changes = {
         nid: fold_counter(
@@ -312,6 +319,21 @@ def _observe(rows: list[Transition], disabled: list[int]) -> None:
             metrics.DELIVERIES.labels(method=method, outcome=row.status).inc()
     for notification_id in disabled:
         metrics.NOTIFICATIONS_DISABLED.labels(method=methods.get(notification_id, "")).inc()
+
+
+def _write_notices(
+    session: Session, steps: list[Step], settings: Settings, now: datetime
+) -> list[str]:
+    """:func:`~dispatcher.pipeline.notices.write_notices` in a savepoint: a notice that cannot
+    be written (its listener deleted meanwhile) costs the notices, never the outcomes."""
+    try:
+        with session.begin_nested():
+            return write_notices(session, steps, settings, now)
+    except IntegrityError:
+        log.warning(
+            "could not store the failure notices of %d failures: a listener went away", len(steps)
+        )
+        return []
 
 
 def _log_failures(

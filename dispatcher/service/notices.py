@@ -6,13 +6,15 @@ Each configured target is kept as two notifications (``notification_failing`` an
 :func:`~dispatcher.pipeline.notices.write_notices` fans every notice out to. Being ordinary
 notifications, they have a delivery log, retries and a failure counter of their own
 (``dispatcher notifications list`` shows them; ``reset`` re-enables one), while no API call can
-reach their repository. :func:`sync_operator_notices` makes the rows match the settings; every
-worker calls it when it starts. Their uuids are derived from event, method and target, so two
-workers starting at once add each one once.
+reach their repository. :func:`sync_operator_notices` makes the rows match the settings (and
+says which of them are disabled: nothing else would); every worker calls it when it starts.
+Their uuids are derived from event, method and target, so two workers starting at once add
+each one once.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from sqlalchemy import delete, select
@@ -27,6 +29,8 @@ from dispatcher.models import Notification, Repository, utcnow
 from dispatcher.pipeline import outbox
 from dispatcher.pipeline.notices import OPERATOR_REPOSITORY
 from dispatcher.service.repositories import ensure_repository
+
+log = logging.getLogger(__name__)
 
 _UUIDS = uuid.UUID("5d1b6c0e-8f4e-4d0a-9a57-0c6f2b1d3e41")  # namespace of the derived uuids
 
@@ -57,11 +61,37 @@ def sync_operator_notices(sessions: sessionmaker[Session], settings: Settings) -
         try:
             with sessions() as session, session.begin():
                 _sync(session, wanted)
+                _warn_disabled(session)
             return len(wanted)
         except IntegrityError:
             if attempt:
                 raise
     return len(wanted)
+
+
+def _warn_disabled(session: Session) -> None:
+    """A WARNING line per operator target disabled by its own failures: nothing else tells of
+    it (no notice is ever sent about a notice target)."""
+    namespace, name = OPERATOR_REPOSITORY
+    disabled = session.scalars(
+        select(Notification)
+        .join(Repository)
+        .where(
+            Repository.namespace == namespace,
+            Repository.name == name,
+            Notification.disabled_at.is_not(None),
+        )
+    ).all()
+    for notification in disabled:
+        log.warning(
+            "operator notice target %s (%s %s) is disabled after %d failures: it hears of no "
+            "failure until 'dispatcher notifications reset %s'",
+            notification.uuid,
+            notification.method,
+            notification.event,
+            notification.number_of_failures,
+            notification.uuid,
+        )
 
 
 def _sync(session: Session, wanted: dict[str, tuple[str, str, dict[str, str]]]) -> None:

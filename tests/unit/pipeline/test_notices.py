@@ -5,14 +5,17 @@ operator's, never about a notice, and the WARNING lines of failures and disables
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from dispatcher.models import Delivery, Event, Notification, Repository
+from dispatcher.pipeline import notices as notices_module
+from dispatcher.pipeline import record as record_module
 from dispatcher.pipeline.claim import claim
-from dispatcher.pipeline.notices import DISABLED, FAILING, OPERATOR_REPOSITORY
+from dispatcher.pipeline.notices import DISABLED, FAILING, OPERATOR_REPOSITORY, failure_steps
 from dispatcher.pipeline.record import record
 from dispatcher.runtime import Runtime
 from dispatcher.service import emit as producer
@@ -309,3 +312,102 @@ def test_operators_list_the_notice_targets_by_their_reserved_repository(runtime:
         listed = notifications.find_notifications(session, repository="_dispatcher/notices")
         assert sorted(n.event for n in listed) == [DISABLED, FAILING]
         assert {n.method for n in listed} == {"email"}
+
+
+def test_two_batches_each_noticing_the_others_listener_do_not_deadlock(
+    runtime: Runtime, sender: FakeSender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch holds one listener's counter and writes a notice delivery for the other's:
+    the counter lock must not conflict with the notice's foreign key check (PostgreSQL's row
+    locks; SQLite has one writer at a time)."""
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite writes one transaction at a time")
+    x = notify(runtime, ["permanent"], url="http://x.example/")
+    y = notify(runtime, ["permanent"], url="http://y.example/")
+    with runtime.sessions() as session:
+        repository_id = session.scalars(select(Repository.id)).one()
+    first, second = (
+        add_notification(
+            runtime,
+            repository_id,
+            event="notification_failing",
+            config={"url": f"http://listener-{n}/", "script": ["permanent"]},
+        )
+        for n in (1, 2)
+    )
+    run_once(runtime, sender, emit(runtime))  # x and y fail: a notice pending for each listener
+    emit(runtime)  # and new deliveries for x and y
+    with runtime.sessions() as session:
+        pending = session.scalars(select(Delivery.id).where(Delivery.status == "pending")).all()
+    outcomes = {
+        job.notification_id: attempt_now(job, sender)
+        for job in claim(runtime.sessions, list(pending), runtime.settings)
+    }
+    both_locked = threading.Barrier(2)
+
+    def steps_once_both_hold_their_counters(*args: Any) -> Any:
+        both_locked.wait(5)
+        return failure_steps(*args)
+
+    monkeypatch.setattr(record_module, "failure_steps", steps_once_both_hold_their_counters)
+    errors: list[BaseException] = []
+
+    def write(batch: list[Any]) -> None:
+        try:
+            record(runtime.sessions, batch, runtime.settings)
+        except BaseException as exc:
+            errors.append(exc)
+
+    batches = [[outcomes[x], outcomes[first]], [outcomes[y], outcomes[second]]]
+    threads = [threading.Thread(target=write, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    written = [outcome.job.delivery_id for batch in batches for outcome in batch]
+    with runtime.sessions() as session:
+        tokens = session.scalars(select(Delivery.claim_token).where(Delivery.id.in_(written)))
+        assert list(tokens) == [None] * 4
+
+
+def test_a_listener_deleted_meanwhile_costs_its_notice_never_the_outcomes(
+    runtime: Runtime, sender: FakeSender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite writes one transaction at a time: no delete comes in between")
+    notify(runtime, ["permanent"])
+    notify(runtime, ["ok"], url="http://ok.example/")
+    listener = listen(runtime)[FAILING]
+    jobs = claim(runtime.sessions, emit(runtime), runtime.settings)
+    outcomes = [attempt_now(job, sender) for job in jobs]
+    listeners = notices_module._listeners
+
+    def deleted_meanwhile(session: Any, repository_ids: Any) -> Any:
+        found = listeners(session, repository_ids)
+        with runtime.sessions.begin() as other:  # DELETE …/notification/{uuid}, say
+            other.execute(delete(Delivery).where(Delivery.notification_id == listener))
+            other.execute(delete(Notification).where(Notification.id == listener))
+        return found
+
+    monkeypatch.setattr(notices_module, "_listeners", deleted_meanwhile)
+    summary = record(runtime.sessions, outcomes, runtime.settings)
+    assert summary.applied == 2
+    with runtime.sessions() as session:
+        statuses = sorted(session.scalars(select(Delivery.status)).all())
+    assert sorted(s for s in statuses if s != "pending") == ["failed", "succeeded"]
+
+
+def test_a_disabled_operator_target_is_named_when_a_worker_starts(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = runtime.settings.model_copy(update={"notice_webhook": "http://ops.example/n"})
+    sync_operator_notices(runtime.sessions, settings)
+    with runtime.sessions.begin() as session:
+        target = session.scalars(select(Notification).where(Notification.event == FAILING)).one()
+        target.disabled_at, target.number_of_failures = target.created_at, 3
+        uuid = target.uuid
+    caplog.set_level(logging.WARNING, logger="dispatcher.service.notices")
+    sync_operator_notices(runtime.sessions, settings)
+    (line,) = [r for r in caplog.records if r.name == "dispatcher.service.notices"]
+    assert uuid in line.getMessage() and "disabled after 3 failures" in line.getMessage()
