@@ -149,6 +149,7 @@ def _claim_due_postgresql(
             table.c.event_id,
             table.c.notification_id,
             table.c.next_attempt_at,
+            table.c.created_at,
         )
         .cte("claimed")
     )
@@ -167,7 +168,7 @@ def _claim_due_postgresql(
         .join(Notification, Notification.id == claimed.c.notification_id)
         .join(Repository, Repository.id == Notification.repository_id)
         .join(Event, Event.id == claimed.c.event_id)
-        .order_by(claimed.c.next_attempt_at)
+        .order_by(claimed.c.next_attempt_at, claimed.c.created_at, claimed.c.id)
     ).all()
     live = _skip_disabled(session, rows, now)
     events: dict[str, EventParts] = {}
@@ -210,7 +211,7 @@ def _claim(
             .join(Notification, Notification.id == Delivery.notification_id)
             .join(Repository, Repository.id == Notification.repository_id)
             .where(Delivery.id.in_(claimed))
-            .order_by(Delivery.next_attempt_at)
+            .order_by(Delivery.next_attempt_at, Delivery.created_at, Delivery.id)
         ).all()
         live = _skip_disabled(session, rows, now)
         events = _load_events(session, {row[3] for row in live})

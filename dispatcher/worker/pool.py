@@ -56,8 +56,10 @@ from dispatcher.worker.recorder import OutcomeRecorder, Record
 
 log = logging.getLogger(__name__)
 
-# A margin after a hand-back's due time before the pool rings for it.
+# A margin after a hand-back's due time before the pool rings for it; how many paced lanes'
+# hand-back turns are remembered before those already past are forgotten.
 WAKE_MARGIN = 0.05
+MAX_TURNS = 4096
 
 
 class SenderPool:
@@ -96,6 +98,7 @@ class SenderPool:
             settings.target_stuck_after,
         )
         self._unrecorded = 0
+        self._turns: dict[str, float] = {}  # per paced lane: when its last hand-back is due
         self._stopping = False
         self._paused = False  # the database cannot be reached: no new send starts
         self._tasks: set[asyncio.Task[None]] = set()
@@ -161,7 +164,14 @@ class SenderPool:
         ahead = self._lanes.waiting(key)
         if self._pacer.keeps(job, limit, ahead, utcnow()) and self._lanes.add(key, job):
             return None
-        return max(self._settings.target_busy_delay, ahead / limit.rate)
+        # Each job handed back is due at its own turn, after the lane and after those handed
+        # back before it: they come back one by one and in order, not all at once.
+        now = time.monotonic()
+        turn = max(ahead / limit.rate, self._turns.get(key, now) - now + 1.0 / limit.rate)
+        self._turns[key] = now + turn
+        if len(self._turns) > MAX_TURNS:
+            self._turns = {k: t for k, t in self._turns.items() if t > now}
+        return max(self._settings.target_busy_delay, turn)
 
     def _poke(self) -> bool:
         """Have the loop start what it can; False when the loop is closed."""
@@ -275,6 +285,10 @@ class SenderPool:
 
     def _ring(self) -> None:
         self._wake_at = self._wake_handle = None
+        self._ring_now()
+
+    def _ring_now(self) -> None:
+        """On the loop: call ``wake`` on an executor thread (it may block on the broker)."""
         if self._wake is not None and not self._stopping:
             self._loop.run_in_executor(None, self._wake)
 
@@ -289,8 +303,8 @@ class SenderPool:
         delays = [o.delay for o in batch if o.result == AttemptResult.RELEASED and o.delay > 0]
         if delays and self._wake is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._schedule_wake, max(delays) + WAKE_MARGIN)
-        if summary is not None and summary.notices and self._wake is not None:
-            self._wake()  # failure notices were queued: they are due now
+        if summary is not None and summary.notices and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._ring_now)  # failure notices are due now
 
     def _set_paused(self, paused: bool) -> None:
         with self._lock:

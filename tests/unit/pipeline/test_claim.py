@@ -104,6 +104,23 @@ def test_claimed_jobs_come_oldest_due_first(runtime: Runtime) -> None:
     assert [job.delivery_id for job in jobs] == due_order
 
 
+def test_deliveries_due_at_once_come_in_the_order_they_were_made(runtime: Runtime) -> None:
+    """Hand-backs and a fan-out can share a due time: then the older delivery goes first."""
+    notify(runtime)
+    ids = [emit(runtime)[0] for _ in range(12)]
+    now = utcnow()
+    with runtime.sessions.begin() as session:
+        for age, delivery_id in enumerate(ids):  # the first emitted is the oldest
+            row = session.get_one(Delivery, delivery_id)
+            row.next_attempt_at = now
+            row.created_at = now - timedelta(seconds=len(ids) - age)
+    jobs = claim_due(runtime.sessions, runtime.settings, 50, now=now)
+    assert [job.delivery_id for job in jobs] == ids
+    later = now + timedelta(seconds=runtime.settings.lease_seconds + 1)
+    jobs = claim(runtime.sessions, ids, runtime.settings, now=later)
+    assert [job.delivery_id for job in jobs] == ids
+
+
 def test_claim_due_carries_everything_a_send_needs(runtime: Runtime) -> None:
     nid = notify(runtime, title="Ops hook")
     performer = {"entity_name": "alice", "kind": "user"}
