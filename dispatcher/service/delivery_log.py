@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from dispatcher.bounds import is_uuid
@@ -39,6 +40,8 @@ from dispatcher.vocabulary import DeliveryKind, DeliveryStatus
 
 # What a recovery sends again: deliveries that ended without reaching their receiver.
 RECOVERABLE = (DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
+# Batches a recovery reads again after the retention prune took an original from under it.
+MAX_CONFLICTS = 3
 # The ISO-8601 times a caller may write: a date, a time to the minute, second or microsecond,
 # and an offset or Z (``fromisoformat`` alone would accept a trailing NUL).
 _ISO_TIME = re.compile(
@@ -179,19 +182,29 @@ def recover(
     # candidates, so the loop ends even when recoveries fail again at once.
     candidates = _unrecovered(notification, since, min(until, started))
     recovered: list[str] = []
+    notification_id, conflicts = notification.id, 0
     while True:
         originals = session.execute(candidates.limit(settings.recovery_batch_size)).all()
         if not originals:
             break
-        ids = outbox.add_deliveries(
-            session,
-            [notification.id] * len(originals),
-            [row.event_id for row in originals],
-            DeliveryKind.REDELIVERY,
-            utcnow(),
-            recovers_ids=[row.id for row in originals],
-        )
-        session.commit()
+        try:
+            ids = outbox.add_deliveries(
+                session,
+                [notification_id] * len(originals),
+                [row.event_id for row in originals],
+                DeliveryKind.REDELIVERY,
+                utcnow(),
+                recovers_ids=[row.id for row in originals],
+            )
+            session.commit()
+        except IntegrityError:
+            # An original (or its event) was pruned between the read and the insert: what
+            # is left is read again.
+            session.rollback()
+            conflicts += 1
+            if conflicts > MAX_CONFLICTS:
+                raise
+            continue
         doorbell.ring(ids)
         recovered += ids
         if len(originals) < settings.recovery_batch_size:

@@ -7,9 +7,10 @@ import re
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from dispatcher.errors import InvalidRequestError
 from dispatcher.models import Delivery, Notification, utcnow
@@ -258,3 +259,24 @@ def test_anything_else_is_refused_naming_the_field(text: str) -> None:
     with pytest.raises(InvalidRequestError, match=r"^'until' must be an ISO-8601 time") as caught:
         delivery_log.parse_time(text, "until")
     assert len(caught.value.message) < 200
+
+
+def test_an_original_pruned_between_read_and_insert_is_left_and_the_rest_recovered(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uuid = hook(runtime)
+    doomed, kept = ended(runtime, uuid, ["failed", "failed"])
+    add_deliveries = delivery_log.outbox.add_deliveries
+    pruned: list[str] = []
+
+    def pruned_meanwhile(*args: Any, **kwargs: Any) -> list[str]:
+        if not pruned:  # the retention prune takes one original in between, once
+            with runtime.sessions.begin() as other:
+                other.execute(delete(Delivery).where(Delivery.id == doomed))
+            pruned.append(doomed)
+        return add_deliveries(*args, **kwargs)
+
+    monkeypatch.setattr(delivery_log.outbox, "add_deliveries", pruned_meanwhile)
+    recovered = recover(runtime, uuid, NOW - timedelta(hours=1))
+    assert list(recoveries(runtime)) == [kept]
+    assert recovered.delivery_ids == [recoveries(runtime)[kept].id]
