@@ -201,6 +201,7 @@ def test_a_recovered_delivery_can_still_be_pruned(runtime: Runtime) -> None:
         (NOW - timedelta(days=14, seconds=1), NOW, "at most the retention window, 14d"),
         (NOW - timedelta(hours=1), NOW - timedelta(days=15), "must be before"),
     ],
+    ids=["empty", "reversed", "longer-than-retention", "until-before-since"],
 )
 def test_a_bad_window_is_refused_and_stores_nothing(
     runtime: Runtime, since: datetime, until: datetime, message: str

@@ -274,6 +274,9 @@ def test_a_batch_that_queued_failure_notices_rings_for_them(
     try:
         pool.submit(claim(runtime.sessions, emit(runtime), runtime.settings))
         assert pool.wait_idle(10)
+        deadline = time.monotonic() + 5  # the ring goes out on an executor thread
+        while not rings and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         pool.stop(10)
     with runtime.sessions() as session:
