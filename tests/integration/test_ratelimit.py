@@ -6,39 +6,22 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from itertools import pairwise
 
 import pytest
 from sqlalchemy import select
 
-from dispatcher.db import upgrade
 from dispatcher.models import Delivery
-from tests.integration.conftest import Pipeline, Received, Receiver, new_pipeline, wait_until
+from tests.integration.conftest import Pipeline, Received, Receiver, wait_until
 
-pytestmark = pytest.mark.integration
+# PostgreSQL only: the shape the figure is about
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.parametrize("pipeline_db", ["postgresql"], indirect=True),
+]
 
 _TAG = re.compile(r"\|(v\d+)>")
-
-
-@pytest.fixture
-def make_pg_pipeline(
-    postgres_database: Callable[[], str], redis_url: str
-) -> Iterator[Callable[..., Pipeline]]:
-    """Pipelines on a fresh PostgreSQL database each (the shape the figure is about)."""
-    made: list[Pipeline] = []
-
-    def make(**overrides: str) -> Pipeline:
-        url = postgres_database()
-        upgrade(url)
-        pipeline = new_pipeline(url, redis_url.rsplit("/", 1)[0] + "/12", **overrides)
-        made.append(pipeline)
-        return pipeline
-
-    yield make
-    for pipeline in made:
-        pipeline.stop_all()
-        pipeline.runtime.close()
 
 
 def gaps(requests: list[Received]) -> list[float]:
@@ -58,12 +41,12 @@ def attempt_counts(pipeline: Pipeline) -> list[int]:
 
 
 def test_a_paced_slack_endpoint_gets_sixty_at_its_rate_in_order_and_nothing_else_waits(
-    make_pg_pipeline: Callable[..., Pipeline], receiver: Receiver
+    make_pipeline: Callable[..., Pipeline], receiver: Receiver
 ) -> None:
     """The spec's figure at 10/s to keep the run short (bench/ratelimit.py runs it at the
     Slack default of 1/s): the median gap between arrivals is within 20 % of 0.1 s, while
     100 deliveries of a webhook on the same host all arrive at once."""
-    pipeline = make_pg_pipeline()
+    pipeline = make_pipeline()
     pipeline.notification("slack", {"url": receiver.url("/slack"), "rate_limit": 10})
     pipeline.notification("webhook", {"url": receiver.url("/hook")}, event="build_queued")
     for n in range(100):
@@ -89,9 +72,9 @@ def test_a_paced_slack_endpoint_gets_sixty_at_its_rate_in_order_and_nothing_else
 
 
 def test_slack_goes_at_one_message_a_second_by_default(
-    make_pg_pipeline: Callable[..., Pipeline], receiver: Receiver
+    make_pipeline: Callable[..., Pipeline], receiver: Receiver
 ) -> None:
-    pipeline = make_pg_pipeline()
+    pipeline = make_pipeline()
     pipeline.notification("slack", {"url": receiver.url("/slack")})
     for n in range(5):
         pipeline.emit("repo_push", {"updated_tags": [f"v{n}"]})
@@ -104,11 +87,11 @@ def test_slack_goes_at_one_message_a_second_by_default(
 
 
 def test_two_workers_together_keep_the_rate(
-    make_pg_pipeline: Callable[..., Pipeline], receiver: Receiver
+    make_pipeline: Callable[..., Pipeline], receiver: Receiver
 ) -> None:
     """Small batches and a small pool make both workers claim a share; each names itself in
     the links it renders (its SERVER_HOSTNAME), so the test sees that both sent."""
-    pipeline = make_pg_pipeline(worker_batch_size="4", worker_max_queued="4")
+    pipeline = make_pipeline(worker_batch_size="4", worker_max_queued="4")
     pipeline.notification("slack", {"url": receiver.url("/slack"), "rate_limit": 10})
     for n in range(40):
         pipeline.emit("repo_push", {"updated_tags": [f"v{n}"]})

@@ -13,23 +13,18 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from dispatcher.db import upgrade
 from dispatcher.models import Delivery, Notification, utcnow
 from dispatcher.runtime import Runtime
 from dispatcher.service import tokens
 from tests.integration.conftest import Pipeline, Receiver, wait_until
 
-pytestmark = pytest.mark.integration
+# PostgreSQL only: the outage is too long a test to run twice
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.parametrize("pipeline_db", ["postgresql"], indirect=True),
+]
 
 OUTAGE = 500
-
-
-@pytest.fixture
-def pipeline_db(postgres_database: Callable[[], str]) -> str:
-    """PostgreSQL only: the outage is too long a test to run twice."""
-    url = postgres_database()
-    upgrade(url)
-    return url
 
 
 def counted(pipeline: Pipeline, status: str) -> int:
