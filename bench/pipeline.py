@@ -412,11 +412,12 @@ def emit_timing(db: str, broker: str) -> dict[str, float]:
     return out
 
 
-def main() -> None:
+def bench_parser(doc: str | None, *, setting_example: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes: ``--db``, ``--broker`` and ``--set NAME=VALUE``
+    (read back with :func:`chosen_settings`)."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("scenario", choices=["a", "b", "c", "d", "latency", "emit", "all"])
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="postgresql")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/9")
     parser.add_argument(
@@ -424,20 +425,30 @@ def main() -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a worker setting for this run, e.g. --set worker_per_host_concurrency=4",
+        help=f"a worker setting for this run, e.g. --set {setting_example}",
     )
+    return parser
+
+
+def chosen_settings(args: argparse.Namespace) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in args.set)
+
+
+def main() -> None:
+    parser = bench_parser(__doc__, setting_example="worker_per_host_concurrency=4")
+    parser.add_argument("scenario", choices=["a", "b", "c", "d", "latency", "emit", "all"])
     args = parser.parse_args()
-    chosen_settings = dict(item.split("=", 1) for item in args.set)
+    settings = chosen_settings(args)
     chosen = ["a", "b", "c", "d", "latency", "emit"] if args.scenario == "all" else [args.scenario]
     for scenario in chosen:
         if scenario in ("a", "b"):
-            throughput(args.db, args.broker, scenario, **chosen_settings)
+            throughput(args.db, args.broker, scenario, **settings)
         elif scenario == "c":
-            slow_receivers(args.db, args.broker, 0.0, **chosen_settings)
+            slow_receivers(args.db, args.broker, 0.0, **settings)
         elif scenario == "d":
-            slow_receivers(args.db, args.broker, 0.1, **chosen_settings)
+            slow_receivers(args.db, args.broker, 0.1, **settings)
         elif scenario == "latency":
-            latency(args.db, args.broker, **chosen_settings)
+            latency(args.db, args.broker, **settings)
         else:
             emit_timing(args.db, args.broker)
 

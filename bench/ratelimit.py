@@ -1,4 +1,5 @@
-"""Rate limits: the figure issue 13 asks for. It prints figures and ratios; it asserts nothing.
+"""Rate limits: sixty deliveries to one paced Slack endpoint and a webhook beside them. It
+prints figures and ratios; it asserts nothing.
 
     .venv/bin/python bench/ratelimit.py [--workers N] [--count 60] [--others 100]
         [--emit-rate 10] [--db sqlite|postgresql] [--broker URL] [--set NAME=VALUE]
@@ -16,7 +17,6 @@ worker sent, and the webhook deliveries' latency (emit to arrival) beside the Sl
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
 import subprocess
@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.pipeline import (  # noqa: E402
+    bench_parser,
+    chosen_settings,
     database,
     env_for,
     flush_broker,
@@ -196,25 +198,21 @@ def report(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__, setting_example="lease_seconds=300")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--count", type=int, default=60, help="Slack deliveries")
     parser.add_argument("--others", type=int, default=100, help="webhook deliveries beside them")
     parser.add_argument("--emit-rate", type=float, default=10.0, help="events of each a second")
-    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="postgresql")
-    parser.add_argument("--broker", default="redis://127.0.0.1:6379/9")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a worker setting for this run, e.g. --set lease_seconds=300",
-    )
     args = parser.parse_args()
-    overrides = dict(item.split("=", 1) for item in args.set)
-    run(args.db, args.broker, args.workers, args.count, args.others, args.emit_rate, **overrides)
+    run(
+        args.db,
+        args.broker,
+        args.workers,
+        args.count,
+        args.others,
+        args.emit_rate,
+        **chosen_settings(args),
+    )
 
 
 if __name__ == "__main__":
