@@ -76,61 +76,64 @@ def write_notices(
     if not steps:
         return []
     failing_ids = sorted({step.row.outcome.job.notification_id for step in steps})
-    repository_of: dict[int, tuple[int, str, str]] = {
-        nid: (rid, namespace, name)
-        for nid, rid, namespace, name in session.execute(
-            select(Notification.id, Repository.id, Repository.namespace, Repository.name)
-            .join(Repository, Repository.id == Notification.repository_id)
-            .where(Notification.id.in_(failing_ids))
+    listeners = _listeners(session, failing_ids)
+    if not listeners:  # nobody hears of failures: the common case costs one query
+        return []
+    repository_of = dict(
+        session.execute(
+            select(Notification.id, Notification.repository_id).where(
+                Notification.id.in_(failing_ids)
+            )
         ).all()
-    }
-    listeners = _listeners(session, {rid for rid, _, _ in repository_of.values()})
+    )
     delivery_ids: list[str] = []
     for step in steps:
         job = step.row.outcome.job
-        where = repository_of.get(job.notification_id)
-        if where is None:  # deleted meanwhile
+        repository_id = repository_of.get(job.notification_id)
+        if repository_id is None:  # deleted meanwhile
             continue
         events = [FAILING, DISABLED] if step.disables else [FAILING]
         for event in events:
             targets = [
                 nid
                 for nid, rid, listens_to, operator in listeners
-                if listens_to == event and (operator or rid == where[0])
+                if listens_to == event and (operator or rid == repository_id)
             ]
             if targets:
-                data = _notice_data(step, event, where, settings)
-                stored = outbox.new_event(where[0], event, data, None, now)
+                data = _notice_data(step, event, settings)
+                stored = outbox.new_event(repository_id, event, data, None, now)
                 delivery_ids += outbox.add_event_with_deliveries(
                     session, stored, targets, DeliveryKind.EVENT
                 )
     return delivery_ids
 
 
-def _listeners(session: Session, repository_ids: set[int]) -> list[tuple[int, int, str, bool]]:
+def _listeners(session: Session, failing_ids: list[int]) -> list[tuple[int, int, str, bool]]:
     """``(notification id, repository id, event, is the operator's)`` of every enabled
-    notification of a notice event in ``repository_ids`` or in the operator's repository."""
+    notification of a notice event in the repositories of ``failing_ids`` or in the
+    operator's repository."""
     namespace, name = OPERATOR_REPOSITORY
     operator = and_(Repository.namespace == namespace, Repository.name == name)
+    failing_repositories = select(Notification.repository_id).where(
+        Notification.id.in_(failing_ids)
+    )
     rows = session.execute(
         select(Notification.id, Repository.id, Notification.event, operator)
         .join(Repository, Repository.id == Notification.repository_id)
         .where(
             Notification.event.in_(NOTICE_EVENTS),
             Notification.disabled_at.is_(None),
-            or_(Repository.id.in_(sorted(repository_ids)), operator),
+            or_(Repository.id.in_(failing_repositories), operator),
         )
         .order_by(Notification.id)
     ).all()
     return [(nid, rid, event, bool(is_operator)) for nid, rid, event, is_operator in rows]
 
 
-def _notice_data(
-    step: Step, event: str, where: tuple[int, str, str], settings: Settings
-) -> dict[str, Any]:
+def _notice_data(step: Step, event: str, settings: Settings) -> dict[str, Any]:
     outcome = step.row.outcome
     job = outcome.job
-    _, namespace, name = where
+    namespace, name = job.namespace, job.repository
     extra: dict[str, Any] = {
         "notification": {
             "uuid": job.notification_uuid,

@@ -340,12 +340,12 @@ def _log_failures(
     rows: list[Transition], changes: dict[int, CounterChange], steps: list[Step]
 ) -> None:
     """One WARNING line per delivery that ended failed, and one per notification disabled."""
-    counted = {id(step.row): step for step in steps}
+    counted = {step.row.outcome.job.delivery_id: step for step in steps}
     for row in rows:
         if row.status != DeliveryStatus.FAILED:
             continue
         job, outcome = row.outcome.job, row.outcome
-        step = counted.get(id(row))
+        step = counted.get(row.outcome.job.delivery_id)
         change = changes.get(job.notification_id)
         if step is not None:
             failures: int | None = step.failures
