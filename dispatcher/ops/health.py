@@ -71,9 +71,9 @@ def readiness_problems(engine: Engine, settings: Settings) -> list[str]:
 
 
 def _ping_redis(url: str, timeout: float) -> None:
-    import redis
+    from dispatcher.ops.redis_client import connect  # loads redis only when it is asked about
 
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    client = connect(url, timeout)
     try:
         client.ping()
     finally:

@@ -27,6 +27,7 @@ from typing import Protocol
 import redis
 
 from dispatcher.config import Settings
+from dispatcher.ops.redis_client import connect
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +123,7 @@ class LocalRingFlag:
 def ring_flag(settings: Settings) -> RingFlag:
     """A Redis flag when the broker is Redis (the key is named after the worker queue)."""
     if settings.broker_url and settings.redis_broker:
-        client = redis.Redis.from_url(
-            settings.broker_url,
-            socket_timeout=settings.readiness_timeout,
-            socket_connect_timeout=settings.readiness_timeout,
-        )
+        client = connect(settings.broker_url, settings.readiness_timeout)
         key = f"dispatcher:ring:{settings.worker_queue}"
         return RedisRingFlag(client, key, settings.ring_lease_seconds)
     return AlwaysRing()

@@ -31,6 +31,7 @@ from typing import Protocol
 import redis
 
 from dispatcher.config import Settings
+from dispatcher.ops.redis_client import connect
 from dispatcher.pipeline.claim import Job
 from dispatcher.senders.ratelimit import RateLimit
 from dispatcher.senders.registry import rate_limit
@@ -186,18 +187,10 @@ def limiter_for(settings: Settings) -> RateLimiter:
     return LocalRateLimiter()
 
 
-def connect(url: str, timeout: float) -> redis.Redis:
-    """A client of the Redis at ``url`` whose calls fail after ``timeout`` seconds. A client
-    made from a URL tries once (``redis.Redis()`` itself retries, backing off for seconds,
-    which a limiter must not wait)."""
-    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-
-
 __all__ = [
     "LocalRateLimiter",
     "Pacer",
     "RateLimiter",
     "RedisRateLimiter",
-    "connect",
     "limiter_for",
 ]

@@ -17,13 +17,13 @@ import pytest
 import redis
 
 from dispatcher.config import Settings
+from dispatcher.ops.redis_client import connect
 from dispatcher.worker.limiter import (
     KEY_PREFIX,
     PRUNE_AT,
     LocalRateLimiter,
     Pacer,
     RedisRateLimiter,
-    connect,
     limiter_for,
 )
 from tests.conftest import free_port
